@@ -1,0 +1,184 @@
+"""Bundled sample photos and image loading / preprocessing for the demos and CLI.
+
+The samples are real photographs that ship inside installed packages, so nothing is
+downloaded: ``cat`` (``skimage.data.chelsea()``), ``coffee``, ``astronaut`` and ``rocket``
+come from scikit-image (the ``demo`` extra); ``china`` and ``flower`` come from
+scikit-learn's ``load_sample_images`` when scikit-learn is installed.
+
+On the command line a sample is named ``sample:NAME``, e.g. ``sample:cat``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+__all__ = [
+    "SAMPLE_PREFIX",
+    "SAMPLES",
+    "available_samples",
+    "image_to_tensor",
+    "load_image",
+    "load_sample",
+]
+
+SAMPLE_PREFIX = "sample:"
+
+#: Every sample name; ``china`` and ``flower`` need scikit-learn (see
+#: :func:`available_samples`).
+SAMPLES: list[str] = ["cat", "coffee", "astronaut", "rocket", "china", "flower"]
+
+# sample name -> scikit-image ``data`` function (comments: the ImageNet class it shows)
+_SKIMAGE: dict[str, str] = {
+    "cat": "chelsea",  # ImageNet 285 "Egyptian cat"
+    "coffee": "coffee",  # ImageNet 967 "espresso"
+    "astronaut": "astronaut",
+    "rocket": "rocket",
+}
+_SKLEARN: dict[str, str] = {"china": "china.jpg", "flower": "flower.jpg"}
+
+
+def _skimage_loader(func_name: str) -> Callable[[], np.ndarray]:
+    try:
+        from skimage import data
+    except ImportError as err:
+        raise ImportError(
+            "the bundled sample images need scikit-image; install the demo extra: "
+            "pip install 'captum-gfi[demo]'"
+        ) from err
+    return getattr(data, func_name)
+
+
+def _sklearn_image(file_name: str) -> np.ndarray:
+    try:
+        from sklearn.datasets import load_sample_images
+    except ImportError as err:
+        raise ImportError(
+            f"sample {Path(file_name).stem!r} ships with scikit-learn: pip install scikit-learn"
+        ) from err
+    bunch = load_sample_images()
+    for name, image in zip(bunch.filenames, bunch.images):
+        if Path(name).name == file_name:
+            return np.asarray(image)
+    raise ValueError(f"scikit-learn has no sample image {file_name!r}")  # pragma: no cover
+
+
+def available_samples() -> list[str]:
+    r"""
+    The sample names whose providing package is installed.
+
+    Returns:
+        list[str]: A subset of :data:`SAMPLES`, in the same order.
+    """
+    names: list[str] = []
+    try:
+        import skimage.data  # noqa: F401
+
+        names += list(_SKIMAGE)
+    except ImportError:
+        pass
+    try:
+        import sklearn.datasets  # noqa: F401
+
+        names += list(_SKLEARN)
+    except ImportError:
+        pass
+    return names
+
+
+def load_sample(name: str) -> Image.Image:
+    r"""
+    Loads a bundled sample photo.
+
+    Args:
+        name (str): One of :data:`SAMPLES`, with or without the ``"sample:"`` prefix,
+                    e.g. ``"cat"`` or ``"sample:cat"``.
+
+    Returns:
+        PIL.Image.Image: The photo in RGB at its original resolution.
+
+    Raises:
+        ValueError: ``name`` is not a sample.
+        ImportError: The package that ships the sample is not installed.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    key = name[len(SAMPLE_PREFIX):] if name.startswith(SAMPLE_PREFIX) else name
+    if key in _SKIMAGE:
+        array = _skimage_loader(_SKIMAGE[key])()
+    elif key in _SKLEARN:
+        array = _sklearn_image(_SKLEARN[key])
+    else:
+        raise ValueError(f"unknown sample {name!r}; choose one of: "
+                         + ", ".join(SAMPLE_PREFIX + s for s in SAMPLES))
+    return Image.fromarray(np.asarray(array, dtype=np.uint8)).convert("RGB")
+
+
+def load_image(source: str | Path) -> Image.Image:
+    r"""
+    Loads an image file or a bundled sample.
+
+    Args:
+        source (str or Path): A path to an image file, or ``"sample:NAME"``.
+
+    Returns:
+        PIL.Image.Image: The image in RGB.
+
+    Raises:
+        FileNotFoundError: ``source`` is a path that does not exist.
+        ValueError: ``source`` is not a readable image, or an unknown sample.
+    """
+    if isinstance(source, str) and source.startswith(SAMPLE_PREFIX):
+        return load_sample(source)
+    path = Path(source)
+    if not path.exists():
+        hint = ""
+        if isinstance(source, str) and source in SAMPLES:
+            hint = f" (did you mean {SAMPLE_PREFIX}{source}?)"
+        raise FileNotFoundError(f"image file not found: {path}{hint}")
+    if not path.is_file():
+        raise ValueError(f"image path is not a file: {path}")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot read {path} as an image: {err}") from err
+
+
+def image_to_tensor(image: Image.Image | np.ndarray, size: int = 224) -> Tensor:
+    r"""
+    Resizes the shorter side of ``image`` to ``size``, center-crops it to
+    ``size x size`` and converts it to a float tensor in ``[0, 1]`` (not normalised).
+
+    Args:
+        image (PIL.Image.Image or np.ndarray): An RGB image; an array is ``(H, W, 3)``
+                    ``uint8`` or float in ``[0, 1]``.
+        size (int): Side of the square output.
+                    Default: 224
+
+    Returns:
+        Tensor: Shape ``(1, 3, size, size)``, dtype float32, values in ``[0, 1]``.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    if isinstance(image, np.ndarray):
+        array = image
+        if np.issubdtype(array.dtype, np.floating):
+            array = np.clip(array * 255.0 + 0.5, 0, 255)
+        image = Image.fromarray(array.astype(np.uint8))
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"image must be a PIL image or numpy array, got {type(image).__name__}")
+    image = image.convert("RGB")
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    array = np.array(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
