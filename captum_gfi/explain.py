@@ -244,7 +244,7 @@ def explanation_panels(explanation: Explanation) -> list[Panel]:
     top1 = f"predicted: {e.label(e.top1)}"
     explained = top1 if e.target == e.top1 else f"target: {target}"
     return [
-        Panel(f"Input\n{top1}"),
+        Panel(f"Input ({e.model_name})\n{top1}"),
         Panel(f"GFI stage 1 (class-agnostic)\n{top1}", e.inversion_mask, outlier_perc=0),
         Panel(f"GFI class map\n{explained}", e.gfi, outlier_perc=0),
         Panel(f"LayerGradCam\n{explained}", e.grad_cam),
@@ -262,12 +262,7 @@ def render_explanation(explanation: Explanation, out: str | Path, dpi: int = 120
     """
     from captum_gfi.figure import explanation_figure, save_figure
 
-    fig = explanation_figure(
-        explanation.image,
-        explanation_panels(explanation),
-        suptitle=f"{explanation.model_name}: why "
-        f"{explanation.categories[explanation.target]!r}?",
-    )
+    fig = explanation_figure(explanation.image, explanation_panels(explanation))
     return save_figure(fig, out, dpi=dpi)
 
 

@@ -139,8 +139,9 @@ def explanation_figure(
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     picture = to_hwc_image(image)
     n_title_lines = max(panel.title.count("\n") + 1 for panel in panels)
-    height = panel_size + 0.22 * n_title_lines + (0.35 if suptitle else 0.0)
-    fig = Figure(figsize=(panel_size * len(panels), height), layout="constrained")
+    height = panel_size + 0.2 * n_title_lines + (0.3 if suptitle else 0.0)
+    fig = Figure(figsize=(panel_size * len(panels), height))
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.01, wspace=0.04)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, panel in zip(axes, panels):
@@ -187,6 +188,6 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
+    fig.savefig(out, dpi=dpi, bbox_inches="tight", pad_inches=0.08)
     return out
 

@@ -181,7 +181,7 @@ def test_panel_titles_name_class_and_probability(cat_explanation: Explanation) -
     for panel in panels:
         assert label in panel.title
     assert [p.title.split("\n")[0] for p in panels] == [
-        "Input",
+        "Input (efficientnet-lite0)",
         "GFI stage 1 (class-agnostic)",
         "GFI class map",
         "LayerGradCam",
