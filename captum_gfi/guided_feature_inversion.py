@@ -158,10 +158,19 @@ class GuidedFeatureInversion(LayerAttribution):
         **kwargs: Any,
     ) -> tuple[Tensor, Tensor]: ...
 
+    @overload
+    def attribute(
+        self,
+        inputs: tuple[Tensor, ...],
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        **kwargs: Any,
+    ) -> tuple[Tensor, ...] | tuple[tuple[Tensor, ...], Tensor]: ...
+
     @log_usage(part_of_slo=True)
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: Tensor | tuple[Tensor, ...],
         target: TargetType = None,
         additional_forward_args: Any = None,
         *,
@@ -182,17 +191,20 @@ class GuidedFeatureInversion(LayerAttribution):
         interpolate_mode: str = "bilinear",
         attribute_to_layer_input: bool = False,
         return_layer_mask: bool = False,
+        expand_channels: bool = False,
         return_weights: bool = False,
         show_progress: bool = False,
         seed: int | None = None,
         autocast: bool = False,
         channels_last: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+    ) -> Any:
         r"""
         Args:
 
-            inputs (Tensor): Images, shape (N, C, H, W), in the model's input
-                        space (normalised as the model expects).
+            inputs (Tensor or tuple[Tensor]): Images, shape (N, C, H, W), in the
+                        model's input space (normalised as the model expects). A
+                        1-tuple is accepted, as Captum's metrics pass, and the
+                        attributions are then returned as a 1-tuple too.
             target (int, tuple, Tensor, or list, optional): Output index of the
                         class to explain, in any form Captum accepts: an int or
                         tuple for all examples, or one per example as a list or a
@@ -236,6 +248,9 @@ class GuidedFeatureInversion(LayerAttribution):
             return_layer_mask (bool, optional): return the mask at ``layer``'s
                         resolution (N, 1, h, w), like ``LayerGradCam``, instead of
                         the input resolution. Default: False.
+            expand_channels (bool, optional): repeat the mask over the input's
+                        channels, (N, C, H, W): the shape ``captum.metrics.infidelity``
+                        requires of attributions. Default: False.
             return_weights (bool, optional): also return the channel weights
                         :math:`\omega`, shape (N, C). Default: False.
             show_progress (bool, optional): show a progress bar over the steps.
@@ -254,7 +269,8 @@ class GuidedFeatureInversion(LayerAttribution):
         Returns:
             *Tensor* or (*Tensor*, *Tensor*):
             - **attributions** (*Tensor*): the GFI mask in [0, 1], shape
-              (N, 1, H, W), or (N, 1, h, w) with ``return_layer_mask=True``.
+              (N, 1, H, W), or (N, 1, h, w) with ``return_layer_mask=True``, or
+              (N, C, H, W) with ``expand_channels=True``.
             - **weights** (*Tensor*, only with ``return_weights=True``): the
               optimised channel weights, shape (N, C).
 
@@ -264,11 +280,21 @@ class GuidedFeatureInversion(LayerAttribution):
             >>> gfi = GuidedFeatureInversion(model, model.features[35], model.features[36])
             >>> mask = gfi.attribute(images, target=281)  # (N, 1, 224, 224)
         """
+        is_tuple = isinstance(inputs, tuple)
+        if is_tuple:
+            if len(inputs) != 1:
+                raise ValueError(
+                    f"inputs must be one image tensor (or a 1-tuple of it), got a tuple of "
+                    f"{len(inputs)} tensors"
+                )
+            inputs = inputs[0]
+        if return_layer_mask and expand_channels:
+            raise ValueError("return_layer_mask and expand_channels cannot both be True")
         self._check_arguments(
-            inputs, target, stage, baseline, score, interpolate_mode,
+            cast(Tensor, inputs), target, stage, baseline, score, interpolate_mode,
             inversion_steps, target_steps, lr, lr_decay_every,
         )  # fmt: skip
-        inputs = inputs.detach()
+        inputs = cast(Tensor, inputs).detach()
         args = _format_additional_forward_args(additional_forward_args)
         generator = None
         if seed is not None:
@@ -300,9 +326,13 @@ class GuidedFeatureInversion(LayerAttribution):
                 total = (inversion_steps if stage != "target" else 0) + (
                     target_steps if stage != "inversion" else 0
                 )
-                with tqdm(
-                    total=total, desc=self.get_name(), disable=not show_progress, leave=False
-                ) as bar:
+                # gradients for w even when called under torch.no_grad() (as Captum's metrics do)
+                with (
+                    torch.enable_grad(),
+                    tqdm(
+                        total=total, desc=self.get_name(), disable=not show_progress, leave=False
+                    ) as bar,
+                ):
                     if stage in ("both", "inversion"):
                         weights = self._algorithm1_feature_inversion(
                             inputs, background, base_features, inv_features, weights, args,
@@ -321,9 +351,12 @@ class GuidedFeatureInversion(LayerAttribution):
         finally:
             self._autocast = self._channels_last = False
         result = layer_mask if return_layer_mask else mask
+        if expand_channels:
+            result = result.expand(-1, inputs.shape[1], -1, -1)
+        formatted: Tensor | tuple[Tensor, ...] = (result,) if is_tuple else result
         if return_weights:
-            return result, weights
-        return result
+            return formatted, weights
+        return formatted
 
     # ------------------------------------------------------------------ stages
     def _algorithm1_feature_inversion(
