@@ -278,7 +278,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "image",
         metavar="IMAGE",
         help="an image file, or a bundled sample: "
-        + ", ".join(SAMPLE_PREFIX + s for s in SAMPLES),
+        + ", ".join(SAMPLE_PREFIX + s for s in SAMPLES)
+        + " (china and flower need scikit-learn)",
     )
     parser.add_argument(
         "--target",
@@ -307,7 +308,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output figure (default: gfi-<image name>.png in the current directory)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    advanced = parser.add_argument_group("advanced (defaults are the paper's)")
+    advanced = parser.add_argument_group("advanced (the GFI step defaults are the paper's)")
     advanced.add_argument("--inversion-steps", type=int, default=INVERSION_STEPS,
                           metavar="N", help=f"GFI stage-1 steps (default {INVERSION_STEPS})")
     advanced.add_argument("--target-steps", type=int, default=TARGET_STEPS,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 from captum_gfi.cli import build_parser, main
@@ -19,7 +20,13 @@ from captum_gfi.explain import (
     parse_target,
 )
 from captum_gfi.figure import Panel, explanation_figure, save_figure
-from captum_gfi.models import imagenet_categories, load_model
+from captum_gfi.models import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LoadedModel,
+    imagenet_categories,
+    load_model,
+)
 from captum_gfi.samples import image_to_tensor, load_sample
 
 pytest.importorskip("efficientnet_lite_pytorch")
@@ -160,6 +167,20 @@ def test_compute_explanation_maps(cat_explanation: Explanation) -> None:
     assert e.integrated_gradients.shape == (1, 3, 224, 224)
     assert float(e.integrated_gradients.abs().sum()) > 0.0
     assert set(e.seconds) == {"gfi_stage1", "gfi", "grad_cam", "integrated_gradients"}
+
+
+def test_compute_explanation_torchvision_resnet() -> None:
+    # a torchvision architecture (random weights, small input to stay fast): the presets
+    # find its layers through the [0, 1] Normalize wrapper's raw model
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None).eval()
+    bundle = LoadedModel(net, "torchvision:resnet18", IMAGENET_MEAN, IMAGENET_STD, 64,
+                         imagenet_categories())
+    e = compute_explanation(bundle, torch.rand(1, 3, 64, 64), target=3, inversion_steps=2,
+                            target_steps=2, ig_steps=2)
+    assert e.target == 3
+    assert e.gfi.shape == e.inversion_mask.shape == e.grad_cam.shape == (1, 1, 64, 64)
+    assert 0.0 <= float(e.gfi.min()) and float(e.gfi.max()) <= 1.0
 
 
 def test_compute_explanation_argument_checks() -> None:
