@@ -328,6 +328,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"captum-gfi explain: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else default_output_path(args.image)
+    try:  # fail before the long computation, not after it
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"captum-gfi explain: error: cannot write {out}: {err}", file=sys.stderr)
+        return 2
     explanation = compute_explanation(
         bundle,
         image,
@@ -337,7 +342,11 @@ def run(args: argparse.Namespace) -> int:
         ig_steps=args.ig_steps,
         show_progress=not args.no_progress,
     )
-    path = render_explanation(explanation, out, dpi=args.dpi)
+    try:
+        path = render_explanation(explanation, out, dpi=args.dpi)
+    except OSError as err:  # e.g. an unwritable --out directory
+        print(f"captum-gfi explain: error: cannot write {out}: {err}", file=sys.stderr)
+        return 2
     total = sum(explanation.seconds.values())
     print(
         f"{path}: {explanation.model_name} predicts {explanation.label(explanation.top1)}; "

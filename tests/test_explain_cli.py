@@ -130,6 +130,13 @@ def test_cli_bad_image_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert not out.exists()
 
 
+def test_cli_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "cat.png"  # its "directory" is a file
+    assert main(["explain", "sample:cat", "--out", str(out), *FAST]) == 2
+    assert f"cannot write {out}" in capsys.readouterr().err
+
+
 def test_cli_unknown_sample_and_bad_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "sample:dog", *FAST]) == 2
     assert "unknown sample 'sample:dog'" in capsys.readouterr().err
