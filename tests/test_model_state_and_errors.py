@@ -210,3 +210,10 @@ def test_forward_func_must_return_tensor(net: TinyConvNet, images: Tensor) -> No
     with pytest.raises(TypeError, match="must return a Tensor"):
         gfi.attribute(images, target=0)
     assert len(net.conv2._forward_hooks) == 0
+
+
+def test_data_parallel_is_rejected(net: TinyConvNet) -> None:
+    with pytest.raises(ValueError, match="DataParallel is not supported"):
+        GuidedFeatureInversion(net, net.conv2, device_ids=[0, 1])
+    with pytest.raises(ValueError, match="DataParallel is not supported"):
+        GuidedFeatureInversion(nn.DataParallel(net), net.conv2)
