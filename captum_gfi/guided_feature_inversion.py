@@ -88,9 +88,10 @@ class GuidedFeatureInversion(LayerAttribution):
             inversion_layer (torch.nn.Module, optional): The layer :math:`l_0`
                         whose features stage 1 inverts, with a 4-D output, e.g.
                         ``pool5`` of VGG-19. Default: ``layer`` itself.
-            device_ids (list[int], optional): Accepted for Captum compatibility
-                        (DataParallel models); activations are read from the
-                        module's own hooks.
+            device_ids (list[int], optional): Captum's argument for DataParallel
+                        models; not supported: it must be None, and a
+                        ``torch.nn.DataParallel`` model must be passed unwrapped
+                        (its ``.module``).
             reshape_transform (Callable, optional): turns the outputs of
                         ``layer`` and ``inversion_layer`` into (N, C, h, w) maps,
                         e.g. the tokens (N, 1 + h*w, C) of a vision transformer
@@ -105,6 +106,11 @@ class GuidedFeatureInversion(LayerAttribution):
                 )
         if not callable(forward_func):
             raise TypeError(f"forward_func must be callable, got {type(forward_func).__name__}")
+        if device_ids is not None or isinstance(forward_func, nn.DataParallel):
+            raise ValueError(
+                "DataParallel is not supported: pass the underlying model (model.module) on one "
+                "device and device_ids=None; batch the images instead"
+            )
         if isinstance(forward_func, nn.Module):
             submodules = {id(m) for m in forward_func.modules()}
             for name, module in (("layer", layer), ("inversion_layer", inversion_layer)):
