@@ -90,9 +90,7 @@ def parse_target(value: str | int | None, categories: Sequence[str]) -> int | No
         )
     close = difflib.get_close_matches(text, list(categories), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(
-        f"--target {text!r} is neither 'auto', a class index nor a class name{hint}"
-    )
+    raise ValueError(f"--target {text!r} is neither 'auto', a class index nor a class name{hint}")
 
 
 @dataclass
@@ -166,10 +164,12 @@ def compute_explanation(
 
     size = bundle.input_size
     if image.dim() != 4 or tuple(image.shape[:2]) != (1, 3) or image.shape[2:] != (size, size):
-        raise ValueError(f"image must have shape (1, 3, {size}, {size}), got "
-                         f"{tuple(image.shape)}")
-    for name, steps in (("inversion_steps", inversion_steps), ("target_steps", target_steps),
-                        ("ig_steps", ig_steps)):
+        raise ValueError(f"image must have shape (1, 3, {size}, {size}), got {tuple(image.shape)}")
+    for name, steps in (
+        ("inversion_steps", inversion_steps),
+        ("target_steps", target_steps),
+        ("ig_steps", ig_steps),
+    ):
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"{name} must be a positive int, got {steps!r}")
     probabilities = bundle.predict(image)[0]
@@ -182,8 +182,13 @@ def compute_explanation(
     preset = resolve_layers(bundle.model)
     gfi = GuidedFeatureInversion(classifier, preset.layer, preset.inversion_layer)
     seconds: dict[str, float] = {}
-    with tqdm(total=4, desc="captum-gfi explain", unit="method", disable=not show_progress,
-              file=sys.stderr) as bar:
+    with tqdm(
+        total=4,
+        desc="captum-gfi explain",
+        unit="method",
+        disable=not show_progress,
+        file=sys.stderr,
+    ) as bar:
         bar.set_postfix_str("GFI stage 1")
         start = time.perf_counter()
         inversion_mask = gfi.attribute(
@@ -248,8 +253,9 @@ def explanation_panels(explanation: Explanation) -> list[Panel]:
         Panel(f"GFI stage 1 (class-agnostic)\n{top1}", e.inversion_mask, outlier_perc=0),
         Panel(f"GFI class map\n{explained}", e.gfi, outlier_perc=0),
         Panel(f"LayerGradCam\n{explained}", e.grad_cam),
-        Panel(f"IntegratedGradients\n{explained}", e.integrated_gradients.abs(),
-              sign="absolute_value"),
+        Panel(
+            f"IntegratedGradients\n{explained}", e.integrated_gradients.abs(), sign="absolute_value"
+        ),
     ]
 
 
@@ -268,7 +274,7 @@ def render_explanation(explanation: Explanation, out: str | Path, dpi: int = 120
 
 def default_output_path(image: str) -> Path:
     r"""``gfi-<name>.png`` in the current directory for an image path or sample name."""
-    stem = image[len(SAMPLE_PREFIX):] if image.startswith(SAMPLE_PREFIX) else Path(image).stem
+    stem = image[len(SAMPLE_PREFIX) :] if image.startswith(SAMPLE_PREFIX) else Path(image).stem
     return Path(f"gfi-{stem or 'image'}.png")
 
 
@@ -309,12 +315,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     advanced = parser.add_argument_group("advanced (the GFI step defaults are the paper's)")
-    advanced.add_argument("--inversion-steps", type=int, default=INVERSION_STEPS,
-                          metavar="N", help=f"GFI stage-1 steps (default {INVERSION_STEPS})")
-    advanced.add_argument("--target-steps", type=int, default=TARGET_STEPS,
-                          metavar="N", help=f"GFI stage-2 steps (default {TARGET_STEPS})")
-    advanced.add_argument("--ig-steps", type=int, default=IG_STEPS, metavar="N",
-                          help=f"IntegratedGradients steps (default {IG_STEPS})")
+    advanced.add_argument(
+        "--inversion-steps",
+        type=int,
+        default=INVERSION_STEPS,
+        metavar="N",
+        help=f"GFI stage-1 steps (default {INVERSION_STEPS})",
+    )
+    advanced.add_argument(
+        "--target-steps",
+        type=int,
+        default=TARGET_STEPS,
+        metavar="N",
+        help=f"GFI stage-2 steps (default {TARGET_STEPS})",
+    )
+    advanced.add_argument(
+        "--ig-steps",
+        type=int,
+        default=IG_STEPS,
+        metavar="N",
+        help=f"IntegratedGradients steps (default {IG_STEPS})",
+    )
     advanced.add_argument("--dpi", type=int, default=120, help="figure resolution (default 120)")
 
 

@@ -97,8 +97,9 @@ def to_hw_map(attribution: Tensor | np.ndarray) -> np.ndarray:
     if array.ndim == 3:
         array = array.sum(axis=0)
     if array.ndim != 2:
-        raise ValueError(f"attribution must be (H, W), (C, H, W) or (1, C, H, W), got "
-                         f"{attribution.shape}")
+        raise ValueError(
+            f"attribution must be (H, W), (C, H, W) or (1, C, H, W), got {attribution.shape}"
+        )
     return array
 
 
@@ -153,8 +154,10 @@ def explanation_figure(
         else:
             attr = to_hw_map(panel.attribution)
             if attr.shape != picture.shape[:2]:
-                raise ValueError(f"attribution of panel {panel.title!r} has shape {attr.shape}, "
-                                 f"the image is {picture.shape[:2]}")
+                raise ValueError(
+                    f"attribution of panel {panel.title!r} has shape {attr.shape}, "
+                    f"the image is {picture.shape[:2]}"
+                )
             if not np.isfinite(attr).all():
                 raise ValueError(f"attribution of panel {panel.title!r} has non-finite values")
             if np.abs(attr).max() < 1e-12:  # nothing to scale: the grey image alone, no 0/0
@@ -190,4 +193,3 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi, bbox_inches="tight", pad_inches=0.08)
     return out
-

@@ -92,8 +92,9 @@ class Normalize(nn.Module):
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std):
-            raise ValueError(f"mean and std must have the same length, got {len(mean)} and "
-                             f"{len(std)}")
+            raise ValueError(
+                f"mean and std must have the same length, got {len(mean)} and {len(std)}"
+            )
         if any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {tuple(std)}")
         self.model = model
@@ -300,8 +301,9 @@ def load_model(spec: str = DEFAULT_MODEL, weights: str | Path | None = None) -> 
     if spec.startswith("torchvision:"):
         name = spec.split(":", 1)[1]
         if not name:
-            raise ValueError("model spec 'torchvision:' needs a model name, e.g. "
-                             "'torchvision:resnet18'")
+            raise ValueError(
+                "model spec 'torchvision:' needs a model name, e.g. 'torchvision:resnet18'"
+            )
         model = load_torchvision_model(name, weights)
         enum = _torchvision_weights_enum(name)
         categories = list(enum.meta.get("categories") or imagenet_categories())

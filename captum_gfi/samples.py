@@ -108,14 +108,16 @@ def load_sample(name: str) -> Image.Image:
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
-    key = name[len(SAMPLE_PREFIX):] if name.startswith(SAMPLE_PREFIX) else name
+    key = name[len(SAMPLE_PREFIX) :] if name.startswith(SAMPLE_PREFIX) else name
     if key in _SKIMAGE:
         array = _skimage_loader(_SKIMAGE[key])()
     elif key in _SKLEARN:
         array = _sklearn_image(_SKLEARN[key])
     else:
-        raise ValueError(f"unknown sample {name!r}; choose one of: "
-                         + ", ".join(SAMPLE_PREFIX + s for s in SAMPLES))
+        raise ValueError(
+            f"unknown sample {name!r}; choose one of: "
+            + ", ".join(SAMPLE_PREFIX + s for s in SAMPLES)
+        )
     return Image.fromarray(np.asarray(array, dtype=np.uint8)).convert("RGB")
 
 

@@ -99,9 +99,7 @@ def test_default_output_path() -> None:
 
 
 # ----------------------------------------------------------------------- end to end
-def test_cli_writes_png_for_sample_cat(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_writes_png_for_sample_cat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "figs" / "cat.png"
     assert main(["explain", "sample:cat", "--out", str(out), *FAST]) == 0
     with Image.open(out) as png:
@@ -181,10 +179,12 @@ def test_compute_explanation_torchvision_resnet() -> None:
     # find its layers through the [0, 1] Normalize wrapper's raw model
     torch.manual_seed(0)
     net = torchvision.models.resnet18(weights=None).eval()
-    bundle = LoadedModel(net, "torchvision:resnet18", IMAGENET_MEAN, IMAGENET_STD, 64,
-                         imagenet_categories())
-    e = compute_explanation(bundle, torch.rand(1, 3, 64, 64), target=3, inversion_steps=2,
-                            target_steps=2, ig_steps=2)
+    bundle = LoadedModel(
+        net, "torchvision:resnet18", IMAGENET_MEAN, IMAGENET_STD, 64, imagenet_categories()
+    )
+    e = compute_explanation(
+        bundle, torch.rand(1, 3, 64, 64), target=3, inversion_steps=2, target_steps=2, ig_steps=2
+    )
     assert e.target == 3
     assert e.gfi.shape == e.inversion_mask.shape == e.grad_cam.shape == (1, 1, 64, 64)
     assert 0.0 <= float(e.gfi.min()) and float(e.gfi.max()) <= 1.0
