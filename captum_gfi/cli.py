@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:  # an optional sub-command not installed
-            if err.name != module_name:
+            missing = err.name or ""
+            if not (module_name == missing or module_name.startswith(missing + ".")):
                 raise
             continue
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)

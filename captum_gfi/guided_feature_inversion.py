@@ -190,7 +190,7 @@ class GuidedFeatureInversion(LayerAttribution):
         lam: float = 1.0,
         lr_decay_every: int = 10,
         lr_decay: float = 0.5,
-        init_weight: float = 0.1,
+        init_weight: float | Tensor = 0.1,
         score: str = "softmax",
         blur_radius: float = 11.0,
         normalization: Normalization | None = None,
@@ -237,8 +237,11 @@ class GuidedFeatureInversion(LayerAttribution):
             lr_decay_every (int, optional): stage 2 multiplies the learning rate
                         by ``lr_decay`` every this many steps. Default: 10.
             lr_decay (float, optional): Default: 0.5.
-            init_weight (float, optional): initial value of every channel weight.
-                        Default: 0.1.
+            init_weight (float or Tensor, optional): initial value of every
+                        channel weight, or initial weights of shape (N, C) (or
+                        broadcastable to it), e.g. the ``return_weights`` of a
+                        ``stage="inversion"`` run to continue with
+                        ``stage="target"``. Default: 0.1.
             score (str, optional): the class score :math:`f_c`: ``"softmax"``
                         (probability, the paper's), ``"sigmoid"`` (multi-label
                         models) or ``"logit"``.
@@ -326,9 +329,7 @@ class GuidedFeatureInversion(LayerAttribution):
                     generator=generator,
                 )
                 size = (inputs.shape[2], inputs.shape[3])
-                weights = torch.full(
-                    base_features.shape[:2], init_weight, dtype=inputs.dtype, device=inputs.device
-                )
+                weights = self._initial_weights(init_weight, base_features, inputs)
                 total = (inversion_steps if stage != "target" else 0) + (
                     target_steps if stage != "inversion" else 0
                 )
@@ -487,6 +488,23 @@ class GuidedFeatureInversion(LayerAttribution):
         return cast(Tensor, tap.values[0]), cast(Tensor, tap.values[1]), output
 
     # -------------------------------------------------------------- validation
+    @staticmethod
+    def _initial_weights(init: float | Tensor, base_features: Tensor, inputs: Tensor) -> Tensor:
+        shape = base_features.shape[:2]
+        if isinstance(init, Tensor):
+            try:
+                weights = torch.broadcast_to(init.detach().to(inputs), shape).clone()
+            except RuntimeError as err:
+                raise ValueError(
+                    f"init_weight of shape {tuple(init.shape)} does not broadcast to the channel "
+                    f"weights' shape (N, C) = {tuple(shape)}"
+                ) from err
+        else:
+            weights = torch.full(shape, float(init), dtype=inputs.dtype, device=inputs.device)
+        if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+            raise ValueError("init_weight must be finite and non-negative (w >= 0)")
+        return weights
+
     @staticmethod
     def _check_arguments(
         inputs: Tensor,

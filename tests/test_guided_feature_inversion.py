@@ -260,3 +260,21 @@ def test_reshape_transform_for_token_layers() -> None:
     assert mask.shape == (2, 1, 16, 16) and w.shape == (2, 6)
     with pytest.raises(ValueError, match="4-D"):
         GuidedFeatureInversion(model, model.block).attribute(torch.randn(1, 3, 16, 16), target=0)
+
+
+def test_stage_target_from_stage1_weights_equals_both(net: TinyConvNet, images: Tensor) -> None:
+    gfi = make_gfi(net)
+    _, w1 = gfi.attribute(images, stage="inversion", return_weights=True, inversion_steps=4)
+    continued = gfi.attribute(images, target=2, stage="target", init_weight=w1, target_steps=5)
+    both = gfi.attribute(images, target=2, inversion_steps=4, target_steps=5)
+    torch.testing.assert_close(continued, both)
+    # a per-channel vector broadcasts over the batch
+    _, w = gfi.attribute(
+        images, stage="inversion", init_weight=torch.full((16,), 0.2), inversion_steps=0,
+        return_weights=True,
+    )  # fmt: skip
+    assert torch.equal(w, torch.full((3, 16), 0.2))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        gfi.attribute(images, stage="inversion", init_weight=torch.ones(3, 5))
+    with pytest.raises(ValueError, match="non-negative"):
+        gfi.attribute(images, stage="inversion", init_weight=-0.1)

@@ -56,7 +56,7 @@ def test_efficientnet_lite0_bundle(lite0: LoadedModel) -> None:
     assert len(lite0.categories) == 1000
     assert not lite0.model.training and not lite0.classifier.training
     assert lite0.classifier.model is lite0.model
-    assert isinstance(lite0.model._conv_head, torch.nn.Conv2d)  # the Grad-CAM layer
+    assert isinstance(lite0.model._conv_head, torch.nn.Conv2d)  # the last convolution
 
 
 def test_efficientnet_lite0_normalisation(lite0: LoadedModel) -> None:

@@ -79,7 +79,7 @@ def test_efficientnet_lite0_preset() -> None:
     efficientnet = pytest.importorskip("efficientnet_lite_pytorch")
     model = efficientnet.EfficientNet.from_name("efficientnet-lite0")
     preset = resolve_layers(model)
-    assert preset.layer is model._conv_head and preset.inversion_layer is model._bn1
+    assert preset.layer is model._blocks[-1] and preset.inversion_layer is model._bn1
 
 
 def test_preset_found_inside_a_wrapper() -> None:
