@@ -214,6 +214,16 @@ def _is_tune(sample_id: str, fraction: float) -> bool:
     return fraction > 0 and (zlib.crc32(sample_id.encode()) % 10000) < fraction * 10000
 
 
+def _class_of(
+    sample: Sample, use_labels: bool, predictions: dict[str, tuple[float, int]] | None
+) -> int:
+    if use_labels:
+        return sample.labels[0]
+    if predictions is None:
+        raise ValueError("predictions are required when targets are not labels")
+    return predictions[sample.id][1]
+
+
 def build_units(
     samples: Sequence[Sample],
     protocols: Sequence[str],
@@ -244,12 +254,11 @@ def build_units(
                 targets = (predictions[s.id][1],)
             units.append(Unit(s.id, "image", (s,), targets, _is_tune(s.id, args.tune_fraction)))
     if "grid_pointing" in protocols:
-        assert predictions is not None
         k = args.grid_size**2
         distinct: list[Sample] = []
         seen: set[int] = set()
         for s in selected:
-            cls = predictions[s.id][1]
+            cls = _class_of(s, use_labels, predictions)
             if cls not in seen:
                 seen.add(cls)
                 distinct.append(s)
@@ -261,7 +270,7 @@ def build_units(
         count = args.grid_count if args.grid_count is not None else len(distinct)
         for g in range(count):
             cells = tuple(distinct[(g + j) % len(distinct)] for j in range(k))
-            targets = tuple(predictions[c.id][1] for c in cells)
+            targets = tuple(_class_of(c, use_labels, predictions) for c in cells)
             units.append(Unit(f"grid{g:03d}", "grid", cells, targets))
     return units
 
