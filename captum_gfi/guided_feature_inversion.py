@@ -1,0 +1,621 @@
+"""Guided Feature Inversion as a Captum layer attribution method.
+
+Du, Liu, Song, Hu. "Towards Explanation of DNN-based Prediction with Guided
+Feature Inversion", KDD 2018. Stage 1 (Algorithm 1) inverts the features of a
+late layer l0 through a mask built from the channels of a conv layer l1;
+stage 2 (Algorithm 2) refines that mask so it keeps the target class's
+evidence and removes it from the background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, cast, overload
+
+import torch
+from captum._utils.common import (
+    ExpansionTypes,
+    _expand_additional_forward_args,
+    _expand_target,
+    _format_additional_forward_args,
+)
+from captum._utils.typing import TargetType
+from captum.attr._utils.attribution import LayerAttribution
+from captum.log import log_usage
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from captum_gfi._hooks import LayerTap, model_modules, preserved_model_state
+from captum_gfi.background import BACKGROUNDS, Normalization, make_background
+from captum_gfi.mask import (
+    INTERPOLATE_MODES,
+    background_input,
+    feature_mask,
+    guided_input,
+)
+from captum_gfi.objectives import (
+    SCORES,
+    class_discriminative_loss,
+    inversion_loss,
+    target_score,
+)
+
+STAGES = ("both", "inversion", "target")
+_TRAIN_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
+
+
+class GuidedFeatureInversion(LayerAttribution):
+    r"""
+    Guided Feature Inversion (GFI) explains a CNN's prediction with a soft mask
+    over the input. The mask is a non-negative combination of the channels of a
+    convolutional layer ``layer`` (:math:`l_1`), min-max normalised and upsampled
+    (Eq. (6)-(7)). Its channel weights :math:`\omega` are optimised per example:
+
+    1. *Feature inversion* (Algorithm 1, Eq. (8)): the guided input
+       :math:`\Phi = x \odot m + p \odot (1 - m)` (Eq. (2)), with :math:`p` a
+       blurred copy of :math:`x`, must reproduce the features of
+       ``inversion_layer`` (:math:`l_0`) with as few channels as possible. This
+       mask is class-agnostic: it covers every object the network sees.
+    2. *Class-discriminative refinement* (Algorithm 2, Eq. (9)): starting from
+       stage 1's :math:`\omega`, maximise the target class's probability on
+       :math:`\Phi` and minimise it on the background-only input
+       :math:`\Phi_{bg} = x \odot (1 - m) + p \odot m` (Eq. (4)).
+
+    The defaults are the paper's (Sec. 4.1.1). The attribution is the final mask,
+    shape (N, 1, H, W) with values in [0, 1], so it works directly with
+    ``captum.attr.visualization`` and ``captum.metrics``.
+
+    More details: https://arxiv.org/abs/1804.00506
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Tensor],
+        layer: nn.Module,
+        inversion_layer: nn.Module | None = None,
+        device_ids: list[int] | None = None,
+        reshape_transform: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        r"""
+        Args:
+
+            forward_func (Callable or torch.nn.Module): The model, or any function
+                        calling it, that returns class scores of shape (N, K)
+                        (or (N, ...) with tuple targets).
+            layer (torch.nn.Module): The base layer :math:`l_1` whose output
+                        channels, shape (N, C, h, w), are combined into the mask,
+                        e.g. ``conv5_4`` of VGG-19.
+            inversion_layer (torch.nn.Module, optional): The layer :math:`l_0`
+                        whose features stage 1 inverts, with a 4-D output, e.g.
+                        ``pool5`` of VGG-19. Default: ``layer`` itself.
+            device_ids (list[int], optional): Accepted for Captum compatibility
+                        (DataParallel models); activations are read from the
+                        module's own hooks.
+            reshape_transform (Callable, optional): turns the outputs of
+                        ``layer`` and ``inversion_layer`` into (N, C, h, w) maps,
+                        e.g. the tokens (N, 1 + h*w, C) of a vision transformer
+                        (see :func:`captum_gfi.vit_reshape_transform`). Default:
+                        None (the outputs are used as they are).
+        """
+        for name, module in (("layer", layer), ("inversion_layer", inversion_layer)):
+            if module is not None and not isinstance(module, nn.Module):
+                raise TypeError(
+                    f"{name} must be a torch.nn.Module (a submodule of the model), "
+                    f"got {type(module).__name__}"
+                )
+        if not callable(forward_func):
+            raise TypeError(f"forward_func must be callable, got {type(forward_func).__name__}")
+        if isinstance(forward_func, nn.Module):
+            submodules = {id(m) for m in forward_func.modules()}
+            for name, module in (("layer", layer), ("inversion_layer", inversion_layer)):
+                if module is not None and id(module) not in submodules:
+                    raise ValueError(
+                        f"{name} ({type(module).__name__}) is not a submodule of the model "
+                        "passed as forward_func"
+                    )
+        LayerAttribution.__init__(self, forward_func, layer, device_ids)
+        self.inversion_layer: nn.Module = inversion_layer if inversion_layer is not None else layer
+        self.reshape_transform = reshape_transform
+
+    @classmethod
+    def from_model(cls, model: nn.Module, arch: str | None = None) -> GuidedFeatureInversion:
+        """Build GFI with the paper's layers for a known architecture.
+
+        Args:
+            model (torch.nn.Module): a torchvision VGG / ResNet / AlexNet, the
+                        EfficientNet-Lite0 demo model, or a wrapper containing one.
+            arch (str, optional): force a preset name (see
+                        ``captum_gfi.presets.PRESETS``) instead of detecting it.
+        """
+        from captum_gfi.presets import resolve_layers
+
+        preset = resolve_layers(model, arch)
+        return cls(model, preset.layer, preset.inversion_layer)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return False
+
+    @overload
+    def attribute(
+        self,
+        inputs: Tensor,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        *,
+        return_weights: Literal[False] = False,
+        **kwargs: Any,
+    ) -> Tensor: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: Tensor,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        *,
+        return_weights: Literal[True],
+        **kwargs: Any,
+    ) -> tuple[Tensor, Tensor]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: tuple[Tensor, ...],
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        **kwargs: Any,
+    ) -> tuple[Tensor, ...] | tuple[tuple[Tensor, ...], Tensor]: ...
+
+    @log_usage(part_of_slo=True)
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        *,
+        stage: str = "both",
+        baseline: str | Tensor = "blur",
+        inversion_steps: int = 10,
+        target_steps: int = 70,
+        lr: float = 1e-2,
+        gamma: float = 10.0,
+        delta: float = 1.0,
+        lam: float = 1.0,
+        lr_decay_every: int = 10,
+        lr_decay: float = 0.5,
+        init_weight: float = 0.1,
+        score: str = "softmax",
+        blur_radius: float = 11.0,
+        normalization: Normalization | None = None,
+        interpolate_mode: str = "bilinear",
+        attribute_to_layer_input: bool = False,
+        return_layer_mask: bool = False,
+        expand_channels: bool = False,
+        return_weights: bool = False,
+        show_progress: bool = False,
+        seed: int | None = None,
+        autocast: bool = False,
+        channels_last: bool = False,
+    ) -> Any:
+        r"""
+        Args:
+
+            inputs (Tensor or tuple[Tensor]): Images, shape (N, C, H, W), in the
+                        model's input space (normalised as the model expects). A
+                        1-tuple is accepted, as Captum's metrics pass, and the
+                        attributions are then returned as a 1-tuple too.
+            target (int, tuple, Tensor, or list, optional): Output index of the
+                        class to explain, in any form Captum accepts: an int or
+                        tuple for all examples, or one per example as a list or a
+                        1-D tensor. Required unless ``stage="inversion"``.
+            additional_forward_args (Any, optional): Extra arguments passed to
+                        ``forward_func`` after the inputs. Tensors with a batch
+                        dimension are repeated along it for the 2N batch of stage 2.
+            stage (str, optional): ``"both"`` (default): Algorithm 1 then 2;
+                        ``"inversion"``: Algorithm 1 only, the class-agnostic
+                        inversion mask (no target needed); ``"target"``:
+                        Algorithm 2 only, starting from ``init_weight``.
+            baseline (str or Tensor, optional): the background :math:`p`:
+                        ``"blur"`` (Gaussian blur of the input, the paper's),
+                        ``"mean"`` (ImageNet mean colour; pass ``normalization``),
+                        ``"noise"`` (Gaussian noise, seeded by ``seed``), or a
+                        tensor broadcastable to ``inputs``.
+            inversion_steps (int, optional): Adam steps of stage 1. Default: 10.
+            target_steps (int, optional): Adam steps of stage 2. Default: 70.
+            lr (float, optional): Adam learning rate of both stages. Default: 1e-2.
+            gamma (float, optional): L1 weight of Eq. (8). Default: 10.
+            delta (float, optional): L1 weight of Eq. (9). Default: 1.
+            lam (float, optional): weight of the background term of Eq. (9).
+                        Default: 1.
+            lr_decay_every (int, optional): stage 2 multiplies the learning rate
+                        by ``lr_decay`` every this many steps. Default: 10.
+            lr_decay (float, optional): Default: 0.5.
+            init_weight (float, optional): initial value of every channel weight.
+                        Default: 0.1.
+            score (str, optional): the class score :math:`f_c`: ``"softmax"``
+                        (probability, the paper's), ``"sigmoid"`` (multi-label
+                        models) or ``"logit"``.
+            blur_radius (float, optional): standard deviation in pixels of the
+                        blur background. Default: 11.
+            normalization (tuple, optional): ``(mean, std)`` of the model's input
+                        normalisation, used by ``baseline="mean"``.
+            interpolate_mode (str, optional): upsampling of the mask to the input
+                        resolution: ``"bilinear"`` (default), ``"nearest"``,
+                        ``"bicubic"`` or ``"area"``.
+            attribute_to_layer_input (bool, optional): build the mask from the
+                        input of ``layer`` instead of its output. Default: False.
+            return_layer_mask (bool, optional): return the mask at ``layer``'s
+                        resolution (N, 1, h, w), like ``LayerGradCam``, instead of
+                        the input resolution. Default: False.
+            expand_channels (bool, optional): repeat the mask over the input's
+                        channels, (N, C, H, W): the shape ``captum.metrics.infidelity``
+                        requires of attributions. Default: False.
+            return_weights (bool, optional): also return the channel weights
+                        :math:`\omega`, shape (N, C). Default: False.
+            show_progress (bool, optional): show a progress bar over the steps.
+            seed (int, optional): seed of the random background (``"noise"``).
+                        The optimisation itself is deterministic.
+            autocast (bool, optional): run the model's forward passes under
+                        ``torch.autocast`` (bfloat16), the mask and the losses
+                        in the inputs' dtype. Faster on GPUs; see
+                        docs/performance.md for its effect on the masks.
+                        Default: False.
+            channels_last (bool, optional): feed the model channels-last
+                        tensors (pair it with
+                        ``model.to(memory_format=torch.channels_last)``).
+                        Default: False.
+
+        Returns:
+            *Tensor* or (*Tensor*, *Tensor*):
+            - **attributions** (*Tensor*): the GFI mask in [0, 1], shape
+              (N, 1, H, W), or (N, 1, h, w) with ``return_layer_mask=True``, or
+              (N, C, H, W) with ``expand_channels=True``.
+            - **weights** (*Tensor*, only with ``return_weights=True``): the
+              optimised channel weights, shape (N, C).
+
+        Examples::
+
+            >>> model = torchvision.models.vgg19(weights="IMAGENET1K_V1").eval()
+            >>> gfi = GuidedFeatureInversion(model, model.features[35], model.features[36])
+            >>> mask = gfi.attribute(images, target=281)  # (N, 1, 224, 224)
+        """
+        is_tuple = isinstance(inputs, tuple)
+        if is_tuple:
+            if len(inputs) != 1:
+                raise ValueError(
+                    f"inputs must be one image tensor (or a 1-tuple of it), got a tuple of "
+                    f"{len(inputs)} tensors"
+                )
+            inputs = inputs[0]
+        if return_layer_mask and expand_channels:
+            raise ValueError("return_layer_mask and expand_channels cannot both be True")
+        self._check_arguments(
+            cast(Tensor, inputs), target, stage, baseline, score, interpolate_mode,
+            inversion_steps, target_steps, lr, lr_decay_every,
+        )  # fmt: skip
+        inputs = cast(Tensor, inputs).detach()
+        args = _format_additional_forward_args(additional_forward_args)
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=inputs.device).manual_seed(seed)
+
+        modules = model_modules(self.forward_func, self.layer, self.inversion_layer)
+        self._check_eval_mode(modules)
+        self._autocast, self._channels_last = autocast, channels_last
+        try:
+            with preserved_model_state(modules):
+                # clean pass: f^{l1}(x), f^{l0}(x) and the output, computed once
+                with torch.no_grad():
+                    base_features, inv_features, output = self._clean_pass(
+                        inputs, args, attribute_to_layer_input
+                    )
+                if stage != "inversion":
+                    self._check_target(target, output, inputs.shape[0])
+                background = make_background(
+                    inputs,
+                    baseline,
+                    blur_radius=blur_radius,
+                    normalization=normalization,
+                    generator=generator,
+                )
+                size = (inputs.shape[2], inputs.shape[3])
+                weights = torch.full(
+                    base_features.shape[:2], init_weight, dtype=inputs.dtype, device=inputs.device
+                )
+                total = (inversion_steps if stage != "target" else 0) + (
+                    target_steps if stage != "inversion" else 0
+                )
+                # gradients for w even when called under torch.no_grad() (as Captum's metrics do)
+                with (
+                    torch.enable_grad(),
+                    tqdm(
+                        total=total, desc=self.get_name(), disable=not show_progress, leave=False
+                    ) as bar,
+                ):
+                    if stage in ("both", "inversion"):
+                        weights = self._algorithm1_feature_inversion(
+                            inputs, background, base_features, inv_features, weights, args,
+                            steps=inversion_steps, lr=lr, gamma=gamma, size=size,
+                            mode=interpolate_mode, bar=bar,
+                        )  # fmt: skip
+                    if stage in ("both", "target"):
+                        weights = self._algorithm2_class_discriminative(
+                            inputs, background, base_features, weights, args, target,
+                            steps=target_steps, lr=lr, lam=lam, delta=delta, score=score,
+                            lr_decay_every=lr_decay_every, lr_decay=lr_decay, size=size,
+                            mode=interpolate_mode, bar=bar,
+                        )  # fmt: skip
+                with torch.no_grad():
+                    layer_mask, mask = feature_mask(weights, base_features, size, interpolate_mode)
+        finally:
+            self._autocast = self._channels_last = False
+        result = layer_mask if return_layer_mask else mask
+        if expand_channels:
+            result = result.expand(-1, inputs.shape[1], -1, -1)
+        formatted: Tensor | tuple[Tensor, ...] = (result,) if is_tuple else result
+        if return_weights:
+            return formatted, weights
+        return formatted
+
+    # ------------------------------------------------------------------ stages
+    def _algorithm1_feature_inversion(
+        self,
+        inputs: Tensor,
+        background: Tensor,
+        base_features: Tensor,
+        inv_features: Tensor,
+        weights: Tensor,
+        args: tuple[Any, ...] | None,
+        *,
+        steps: int,
+        lr: float,
+        gamma: float,
+        size: tuple[int, int],
+        mode: str,
+        bar: tqdm,
+    ) -> Tensor:
+        """Algorithm 1: class-agnostic feature inversion, minimising Eq. (8)."""
+
+        def loss_fn(w: Tensor) -> Tensor:
+            _, mask = feature_mask(w, base_features, size, mode)  # Eq. (6)-(7)
+            guided = guided_input(inputs, background, mask)  # Eq. (2)
+            features = self._forward_to_inversion_layer(guided, args)
+            return inversion_loss(features, inv_features, w, gamma)  # Eq. (8)
+
+        return _adam_clipped(weights, loss_fn, steps, lr, None, 1.0, bar)
+
+    def _algorithm2_class_discriminative(
+        self,
+        inputs: Tensor,
+        background: Tensor,
+        base_features: Tensor,
+        weights: Tensor,
+        args: tuple[Any, ...] | None,
+        target: TargetType,
+        *,
+        steps: int,
+        lr: float,
+        lam: float,
+        delta: float,
+        score: str,
+        lr_decay_every: int,
+        lr_decay: float,
+        size: tuple[int, int],
+        mode: str,
+        bar: tqdm,
+    ) -> Tensor:
+        """Algorithm 2: class-discriminative refinement, minimising Eq. (9).
+
+        The guided and the background-only inputs go through the model as one
+        batch of 2N."""
+        n = inputs.shape[0]
+        args2 = _expand_additional_forward_args(args, 2, ExpansionTypes.repeat)
+        target2 = _expand_target(target, 2, ExpansionTypes.repeat)
+
+        def loss_fn(w: Tensor) -> Tensor:
+            _, mask = feature_mask(w, base_features, size, mode)  # Eq. (6)-(7)
+            guided = guided_input(inputs, background, mask)  # Eq. (2)
+            removed = background_input(inputs, background, mask)  # Eq. (4)
+            output = self._forward(torch.cat([guided, removed]), args2).to(inputs.dtype)
+            scores = target_score(output, target2, score)
+            return class_discriminative_loss(scores[:n], scores[n:], w, lam, delta)  # Eq. (9)
+
+        return _adam_clipped(weights, loss_fn, steps, lr, lr_decay_every, lr_decay, bar)
+
+    # ---------------------------------------------------------------- forwards
+    _autocast: bool = False
+    _channels_last: bool = False
+
+    def _forward(self, inputs: Tensor, args: tuple[Any, ...] | None) -> Tensor:
+        if self._channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            output = self.forward_func(inputs, *args) if args else self.forward_func(inputs)
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                f"forward_func must return a Tensor of class scores, got {type(output).__name__}"
+            )
+        return output
+
+    def _forward_to_inversion_layer(self, inputs: Tensor, args: tuple[Any, ...] | None) -> Tensor:
+        """Run the model only up to ``inversion_layer`` and return its output."""
+        with LayerTap([self.inversion_layer], stop=True) as tap:
+            self._forward(inputs, args)
+        return self._as_map(cast(Tensor, tap.values[0])).to(inputs.dtype)
+
+    def _as_map(self, value: Tensor) -> Tensor:
+        return value if self.reshape_transform is None else self.reshape_transform(value)
+
+    def _clean_pass(
+        self, inputs: Tensor, args: tuple[Any, ...] | None, layer_input: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        with LayerTap(
+            [self.layer, self.inversion_layer], use_inputs=[layer_input, False], detach=True
+        ) as tap:
+            output = self._forward(inputs, args)
+        for k, name in enumerate(("layer", "inversion_layer")):
+            value, calls = tap.values[k], tap.calls[k]
+            if calls == 0:
+                raise ValueError(
+                    f"{name} was not called during the forward pass: it must be a submodule "
+                    "that forward_func runs"
+                )
+            if calls > 1:
+                raise ValueError(
+                    f"{name} runs {calls} times in one forward pass (a shared module?); pick a "
+                    "module that runs once, such as a conv layer or a block"
+                )
+            if isinstance(value, Tensor):
+                value = tap.values[k] = self._as_map(value).to(inputs.dtype)
+            if not isinstance(value, Tensor) or value.dim() != 4:
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(
+                    f"{name} must produce a 4-D (N, C, h, w) feature map, got {shape}; "
+                    "choose a convolutional or pooling layer"
+                )
+        if output.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"forward_func returned {output.shape[0]} rows for {inputs.shape[0]} inputs"
+            )
+        return cast(Tensor, tap.values[0]), cast(Tensor, tap.values[1]), output
+
+    # -------------------------------------------------------------- validation
+    @staticmethod
+    def _check_arguments(
+        inputs: Tensor,
+        target: TargetType,
+        stage: str,
+        baseline: str | Tensor,
+        score: str,
+        interpolate_mode: str,
+        inversion_steps: int,
+        target_steps: int,
+        lr: float,
+        lr_decay_every: int,
+    ) -> None:
+        if not isinstance(inputs, Tensor):
+            raise TypeError(f"inputs must be a Tensor, got {type(inputs).__name__}")
+        if inputs.dim() != 4:
+            raise ValueError(
+                f"inputs must be a batch of images of shape (N, C, H, W), got shape "
+                f"{tuple(inputs.shape)}"
+            )
+        if inputs.shape[0] == 0:
+            raise ValueError("inputs is an empty batch (N = 0)")
+        if not inputs.is_floating_point():
+            raise TypeError(f"inputs must be a floating-point tensor, got {inputs.dtype}")
+        if not bool(torch.isfinite(inputs).all()):
+            raise ValueError("inputs contain NaN or infinite values")
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        if target is None and stage != "inversion":
+            raise ValueError(
+                f'target is required for stage="{stage}" (the class to explain); use '
+                'stage="inversion" for the class-agnostic mask'
+            )
+        if isinstance(baseline, str) and baseline not in BACKGROUNDS:
+            raise ValueError(f"baseline must be one of {BACKGROUNDS} or a Tensor, got {baseline!r}")
+        if not isinstance(baseline, (str, Tensor)):
+            raise TypeError(f"baseline must be a str or a Tensor, got {type(baseline).__name__}")
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        if interpolate_mode not in INTERPOLATE_MODES:
+            raise ValueError(
+                f"interpolate_mode must be one of {INTERPOLATE_MODES}, got {interpolate_mode!r}"
+            )
+        for name, value in (("inversion_steps", inversion_steps), ("target_steps", target_steps)):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr!r}")
+        if not isinstance(lr_decay_every, int) or lr_decay_every < 1:
+            raise ValueError(f"lr_decay_every must be a positive int, got {lr_decay_every!r}")
+
+    @staticmethod
+    def _check_eval_mode(modules: list[nn.Module]) -> None:
+        for root in modules:
+            for name, module in root.named_modules():
+                if module.training and isinstance(module, _TRAIN_SENSITIVE):
+                    raise ValueError(
+                        f"the model is in training mode ({type(module).__name__} "
+                        f"'{name or type(root).__name__}' has training=True), so BatchNorm "
+                        "statistics and dropout would change during the optimisation; "
+                        "call model.eval() first"
+                    )
+
+    @staticmethod
+    def _check_target(target: TargetType, output: Tensor, n: int) -> None:
+        dims = tuple(output.shape[1:])
+
+        def check_index(index: Any, where: str) -> None:
+            idx = index if isinstance(index, tuple) else (index,)
+            if len(idx) > len(dims) or not all(isinstance(i, int) for i in idx):
+                raise ValueError(
+                    f"target{where} must index the model output of shape (N, "
+                    f"{', '.join(map(str, dims))}), got {index!r}"
+                )
+            for i, d in zip(idx, dims):
+                if not 0 <= i < d:
+                    raise ValueError(
+                        f"target{where} = {index!r} is out of range for a model output of shape "
+                        f"(N, {', '.join(map(str, dims))})"
+                    )
+
+        if isinstance(target, (int, tuple)):
+            check_index(target, "")
+        elif isinstance(target, Tensor):
+            if target.numel() == 1:
+                check_index(int(target.item()), "")
+            elif target.dim() == 1 and target.numel() == n:
+                low, high = int(target.min()), int(target.max())
+                if low < 0 or (dims and high >= dims[0]):
+                    raise ValueError(
+                        f"target has values in [{low}, {high}], out of range for "
+                        f"{dims[0] if dims else 0} classes"
+                    )
+            else:
+                raise ValueError(
+                    f"a target tensor must hold one index or one per example ({n}), got shape "
+                    f"{tuple(target.shape)}"
+                )
+        elif isinstance(target, list):
+            if len(target) != n:
+                raise ValueError(f"target list has {len(target)} entries for {n} inputs")
+            for k, t in enumerate(target):
+                check_index(t, f"[{k}]")
+        else:
+            raise TypeError(
+                f"target must be an int, tuple, Tensor or list, got {type(target).__name__}"
+            )
+
+
+def _adam_clipped(
+    weights: Tensor,
+    loss_fn: Callable[[Tensor], Tensor],
+    steps: int,
+    lr: float,
+    decay_every: int | None,
+    decay: float,
+    bar: tqdm,
+) -> Tensor:
+    """Adam on the channel weights, clipped to w >= 0 after every step.
+
+    The per-example losses are summed; Adam is element-wise, so every example
+    follows exactly the trajectory it would follow alone. The learning rate is
+    ``lr * decay ** (t // decay_every)`` at step t (constant if ``decay_every`` is
+    None). Gradients are taken with ``torch.autograd.grad`` for the weights only.
+    """
+    w = weights.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([w], lr=lr)
+    for step in range(steps):
+        if decay_every is not None:
+            optimizer.param_groups[0]["lr"] = lr * decay ** (step // decay_every)
+        (grad,) = torch.autograd.grad(loss_fn(w).sum(), w)
+        w.grad = grad
+        optimizer.step()
+        w.grad = None
+        with torch.no_grad():
+            w.clamp_(min=0.0)
+        bar.update(1)
+    return w.detach()
