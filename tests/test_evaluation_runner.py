@@ -79,6 +79,9 @@ def test_resume_reuses_records_and_survives_torn_line(folder: Path, tmp_path: Pa
     want = json.loads(first[-1])
     want.pop("attr_seconds")
     assert again == want  # the lost record was recomputed identically
+    (out / "per_image.jsonl").unlink()
+    assert main(base + ["--methods", "saliency,gradcam", "--report-only"]) == 0
+    assert _records(out) == recs and shard.read_text().splitlines() == lines
 
 
 def test_bad_arguments(folder: Path, tmp_path: Path) -> None:

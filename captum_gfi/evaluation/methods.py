@@ -49,7 +49,7 @@ def _gfi(
 
     def attribute(inputs: Tensor, target: Tensor) -> Tensor:
         return gfi.attribute(
-            inputs, target=target, inversion_steps=10, target_steps=70, show_progress=False
+            inputs, target=target, inversion_steps=10, target_steps=70, show_progress=False, seed=0
         ).detach()
 
     return attribute

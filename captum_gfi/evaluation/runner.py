@@ -107,6 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--threads", type=int, default=None, help="torch.set_num_threads per process")
     a("--device", default=None, help="cpu or cuda (default: cuda when available)")
     a("--no-progress", action="store_true", help="hide the progress bar")
+    a("--report-only", action="store_true",
+      help="compute nothing: merge the records already in --out and write the report")
 
 
 # --------------------------------------------------------------------------- models
@@ -271,7 +273,9 @@ def build_units(
         for g in range(count):
             cells = tuple(distinct[(g + j) % len(distinct)] for j in range(k))
             targets = tuple(_class_of(c, use_labels, predictions) for c in cells)
-            units.append(Unit(f"grid{g:03d}", "grid", cells, targets))
+            # the id names the cells, so a resumed run never reuses another grid's records
+            gid = "grid:" + "+".join(c.id for c in cells)
+            units.append(Unit(gid, "grid", cells, targets))
     return units
 
 
@@ -439,6 +443,8 @@ def run(args: argparse.Namespace) -> int:
         done = set(read_shards(shard_dir))
         D.barrier(info)
         mine = D.shard(units, info.rank, info.world_size)
+        if args.report_only:
+            mine = []
         todo = [
             (i, u) for i, u in mine
             if any(_record_key(u.id, m, t) not in done for m in methods for t in u.targets)
