@@ -122,6 +122,18 @@ def markdown_table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def wsol_alpha_table(summary: dict[str, dict[str, Any]], alphas: Sequence[float]) -> str:
+    """Markdown table of the localisation error for every alpha (empty without WSOL)."""
+    rows = {m: s["wsol_error_per_alpha"] for m, s in summary.items() if "wsol_error_per_alpha" in s}
+    if not rows:
+        return ""
+    head = "| Method | " + " | ".join(f"{a:g}" for a in alphas) + " |"
+    lines = ["", "WSOL error per α:", "", head]
+    lines.append("|---" * (len(alphas) + 1) + "|")
+    lines += [f"| {m} | " + " | ".join(f"{e:.3f}" for e in err) + " |" for m, err in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
 def write_records(records: Sequence[Record], out: Path, alphas: Sequence[float]) -> None:
     """``per_image.jsonl`` (everything) and ``per_image.csv`` (no curves)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -212,6 +224,7 @@ def write_report(records: Sequence[Record], out: Path, alphas: Sequence[float]) 
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     n_items = len({r["item"] for r in records})
     md = f"Evaluated {n_items} item(s), {len(records)} record(s).\n\n" + markdown_table(summary)
+    md += wsol_alpha_table(summary, alphas)
     (out / "summary.md").write_text(md)
     plot_wsol(summary, alphas, out / "wsol_error_vs_alpha.png")
     plot_curves(records, "insertion", out / "insertion_curves.png")
