@@ -15,7 +15,7 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,8 +333,8 @@ def evaluate_unit(
     args: argparse.Namespace,
     device: torch.device,
     done: set[str],
-) -> list[Record]:
-    """Evaluate one unit with one method for each of its targets not yet done."""
+) -> Iterator[Record]:
+    """Evaluate one unit with one method, yielding a record per target not yet done."""
     size = args.image_size
     if unit.kind == "image":
         image = load_image(unit.samples[0].path, size).to(device)
@@ -342,7 +342,6 @@ def evaluate_unit(
         cell = size // args.grid_size
         cells = [load_image(s.path, cell)[0] for s in unit.samples]
         image = make_grid(cells).to(device)
-    out = []
     for pos, target in enumerate(unit.targets):
         key = _record_key(unit.id, method, target)
         if key in done:
@@ -355,7 +354,7 @@ def evaluate_unit(
         if unit.kind == "grid":
             rec["cell"] = pos
             rec["grid_score"] = grid_pointing_score(maps[0, 0].cpu(), pos, args.grid_size)
-            out.append(rec)
+            yield rec
             continue
         sample = unit.samples[0]
         smap = maps[0].sum(0).cpu()
@@ -379,8 +378,7 @@ def evaluate_unit(
             rec["infidelity"] = float(infidelity_score(spec.model, attribute, image, t)[0])
         if "sensitivity" in protocols:
             rec["sensitivity"] = float(sensitivity_score(attribute, image, t)[0])
-        out.append(rec)
-    return out
+        yield rec
 
 
 def _ordered(
