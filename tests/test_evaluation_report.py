@@ -6,8 +6,16 @@ ALPHAS = (0.0, 0.5, 1.0)
 
 
 def _rec(item: str, target: int, succ: list[bool], hit: bool, tune: bool = False) -> dict:
-    return {"key": f"{item}|m|{target}", "item": item, "method": "m", "target": target,
-            "wsol_success": succ, "pointing_hit": hit, "tune": tune, "insertion_auc": 0.5}
+    return {
+        "key": f"{item}|m|{target}",
+        "item": item,
+        "method": "m",
+        "target": target,
+        "wsol_success": succ,
+        "pointing_hit": hit,
+        "tune": tune,
+        "insertion_auc": 0.5,
+    }
 
 
 def test_summary_alpha_from_tune_split_and_class_mean_pointing() -> None:

