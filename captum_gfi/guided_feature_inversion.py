@@ -29,9 +29,9 @@ from captum_gfi._hooks import LayerTap, model_modules, preserved_model_state
 from captum_gfi.background import BACKGROUNDS, Normalization, make_background
 from captum_gfi.mask import (
     INTERPOLATE_MODES,
-    background_input,
+    blend,
     feature_mask,
-    guided_input,
+    interpolation_matrices,
 )
 from captum_gfi.objectives import (
     SCORES,
@@ -344,9 +344,14 @@ class GuidedFeatureInversion(LayerAttribution):
     ) -> Tensor:
         """Algorithm 1: class-agnostic feature inversion, minimising Eq. (8)."""
 
+        matrices = interpolation_matrices(
+            base_features.shape[2:], size, mode, inputs.dtype, inputs.device
+        )
+        direction = inputs - background
+
         def loss_fn(w: Tensor) -> Tensor:
-            _, mask = feature_mask(w, base_features, size, mode)  # Eq. (6)-(7)
-            guided = guided_input(inputs, background, mask)  # Eq. (2)
+            _, mask = feature_mask(w, base_features, size, mode, matrices)  # Eq. (6)-(7)
+            guided = blend(background, direction, mask)  # Eq. (2)
             features = self._forward_to_inversion_layer(guided, args)
             return inversion_loss(features, inv_features, w, gamma)  # Eq. (8)
 
@@ -380,10 +385,16 @@ class GuidedFeatureInversion(LayerAttribution):
         args2 = _expand_additional_forward_args(args, 2, ExpansionTypes.repeat)
         target2 = _expand_target(target, 2, ExpansionTypes.repeat)
 
+        matrices = interpolation_matrices(
+            base_features.shape[2:], size, mode, inputs.dtype, inputs.device
+        )
+        direction = inputs - background
+        total = inputs + background
+
         def loss_fn(w: Tensor) -> Tensor:
-            _, mask = feature_mask(w, base_features, size, mode)  # Eq. (6)-(7)
-            guided = guided_input(inputs, background, mask)  # Eq. (2)
-            removed = background_input(inputs, background, mask)  # Eq. (4)
+            _, mask = feature_mask(w, base_features, size, mode, matrices)  # Eq. (6)-(7)
+            guided = blend(background, direction, mask)  # Eq. (2)
+            removed = total - guided  # Eq. (4): x * (1 - m) + p * m = x + p - Phi
             output = self._forward(torch.cat([guided, removed]), args2).to(inputs.dtype)
             scores = target_score(output, target2, score)
             return class_discriminative_loss(scores[:n], scores[n:], w, lam, delta)  # Eq. (9)
