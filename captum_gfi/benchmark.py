@@ -272,7 +272,11 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> li
             autocast=args.autocast, channels_last=args.channels_last,
         )  # fmt: skip
         batch_rows = {m: Row(name, m, n) for m in chosen}
+        group_start = time.perf_counter()
         for r in range(args.repeats):
+            spent = time.perf_counter() - group_start
+            if r > 0 and args.group_budget is not None and spent > args.group_budget:
+                break  # enough time spent on this (model, N): fewer repeats
             for m in chosen:
                 _sync(device)
                 start = time.perf_counter()
@@ -439,6 +443,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="batch sizes at which ig / gradcam / occlusion run. Default: 1",
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row. Default: 3")
+    parser.add_argument(
+        "--group-budget", type=float, default=None, metavar="SECONDS",
+        help="start no further repeat of a (model, N) group once it has run this long "
+        "(at least one repeat; the 'runs' column says how many). Default: no limit",
+    )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]. Default: cpu")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     parser.add_argument(
