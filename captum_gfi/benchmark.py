@@ -311,12 +311,14 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def _row_dict(r: Row, limits: dict[tuple[str, int], float]) -> dict[str, Any]:
+def _row_dict(r: Row, limit_rows: dict[tuple[str, int], Row]) -> dict[str, Any]:
     d = asdict(r)
     d["median_s"] = r.median_s
     d["per_image_s"] = r.per_image_s
-    ref = limits.get((r.model, r.batch_size))
-    d["vs_limit"] = r.median_s / ref if ref else None
+    ref = limit_rows.get((r.model, r.batch_size))
+    d["vs_limit"] = r.median_s / ref.median_s if ref else None
+    # repeat k of every method ran right after limit's repeat k: ratios per pair
+    d["vs_limit_per_repeat"] = [t / u for t, u in zip(r.times_s, ref.times_s)] if ref else None
     return d
 
 
@@ -518,8 +520,8 @@ def run(args: argparse.Namespace) -> int:
         rows: list[Row] = []
         for name in args.models:
             rows.extend(bench_model(name, args, device))
-        limits = {(r.model, r.batch_size): r.median_s for r in rows if r.method == "limit"}
-        report["results"] = [_row_dict(r, limits) for r in rows]
+        limit_rows = {(r.model, r.batch_size): r for r in rows if r.method == "limit"}
+        report["results"] = [_row_dict(r, limit_rows) for r in rows]
         print(format_table(rows))
     with contextlib.suppress(OSError, AttributeError):
         report["machine"]["load_average_end"] = os.getloadavg()

@@ -279,6 +279,8 @@ def test_benchmark_smoke_via_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("limit", 2), ("gfi", 2),
     }  # fmt: skip
     assert rows[("limit", 2)]["vs_limit"] == 1.0
+    assert rows[("limit", 2)]["vs_limit_per_repeat"] == [1.0]
+    assert len(rows[("gfi", 2)]["vs_limit_per_repeat"]) == 1
     assert all(r["median_s"] > 0 and len(r["times_s"]) == 1 for r in report["results"])
 
 
