@@ -9,6 +9,7 @@ evidence and removes it from the background.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal, cast, overload
 
@@ -29,9 +30,9 @@ from captum_gfi._hooks import LayerTap, model_modules, preserved_model_state
 from captum_gfi.background import BACKGROUNDS, Normalization, make_background
 from captum_gfi.mask import (
     INTERPOLATE_MODES,
-    background_input,
+    blend,
     feature_mask,
-    guided_input,
+    interpolation_matrices,
 )
 from captum_gfi.objectives import (
     SCORES,
@@ -384,9 +385,14 @@ class GuidedFeatureInversion(LayerAttribution):
     ) -> Tensor:
         """Algorithm 1: class-agnostic feature inversion, minimising Eq. (8)."""
 
+        matrices = interpolation_matrices(
+            base_features.shape[2:], size, mode, inputs.dtype, inputs.device
+        )
+        direction = inputs - background
+
         def loss_fn(w: Tensor) -> Tensor:
-            _, mask = feature_mask(w, base_features, size, mode)  # Eq. (6)-(7)
-            guided = guided_input(inputs, background, mask)  # Eq. (2)
+            _, mask = feature_mask(w, base_features, size, mode, matrices)  # Eq. (6)-(7)
+            guided = blend(background, direction, mask)  # Eq. (2)
             features = self._forward_to_inversion_layer(guided, args)
             return inversion_loss(features, inv_features, w, gamma)  # Eq. (8)
 
@@ -418,12 +424,18 @@ class GuidedFeatureInversion(LayerAttribution):
         batch of 2N."""
         n = inputs.shape[0]
         args2 = _expand_additional_forward_args(args, 2, ExpansionTypes.repeat)
-        target2 = _expand_target(target, 2, ExpansionTypes.repeat)
+        target2 = _expand_target(_target_on_device(target, inputs.device), 2, ExpansionTypes.repeat)
+
+        matrices = interpolation_matrices(
+            base_features.shape[2:], size, mode, inputs.dtype, inputs.device
+        )
+        direction = inputs - background
+        total = inputs + background
 
         def loss_fn(w: Tensor) -> Tensor:
-            _, mask = feature_mask(w, base_features, size, mode)  # Eq. (6)-(7)
-            guided = guided_input(inputs, background, mask)  # Eq. (2)
-            removed = background_input(inputs, background, mask)  # Eq. (4)
+            _, mask = feature_mask(w, base_features, size, mode, matrices)  # Eq. (6)-(7)
+            guided = blend(background, direction, mask)  # Eq. (2)
+            removed = total - guided  # Eq. (4): x * (1 - m) + p * m = x + p - Phi
             output = self._forward(torch.cat([guided, removed]), args2).to(inputs.dtype)
             scores = target_score(output, target2, score)
             return class_discriminative_loss(scores[:n], scores[n:], w, lam, delta)  # Eq. (9)
@@ -630,16 +642,32 @@ def _adam_clipped(
     ``lr * decay ** (t // decay_every)`` at step t (constant if ``decay_every`` is
     None). Gradients are taken with ``torch.autograd.grad`` for the weights only.
     """
+    # torch.optim.Adam's update (defaults betas=(0.9, 0.999), eps=1e-8), written out:
+    # the same float ops, a third of the Python cost per step and no host-device sync
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
     w = weights.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([w], lr=lr)
+    exp_avg = torch.zeros_like(weights)
+    exp_avg_sq = torch.zeros_like(weights)
     for step in range(steps):
-        if decay_every is not None:
-            optimizer.param_groups[0]["lr"] = lr * decay ** (step // decay_every)
+        step_lr = lr * decay ** (step // decay_every) if decay_every is not None else lr
         (grad,) = torch.autograd.grad(loss_fn(w).sum(), w)
-        w.grad = grad
-        optimizer.step()
-        w.grad = None
+        t = step + 1
         with torch.no_grad():
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
+            w.addcdiv_(exp_avg, denom, value=-step_lr / (1 - beta1**t))
             w.clamp_(min=0.0)
         bar.update(1)
     return w.detach()
+
+
+def _target_on_device(target: TargetType, device: torch.device) -> TargetType:
+    """The same target in a form Captum's ``_select_targets`` reads with no host-device
+    transfer per step: a one-element tensor as an int (no ``.item()`` sync), a list of
+    ints and a 1-D tensor as a tensor on ``device`` (no copy per step)."""
+    if isinstance(target, Tensor):
+        return int(target.item()) if target.numel() == 1 else target.to(device)
+    if isinstance(target, list) and target and all(isinstance(t, int) for t in target):
+        return torch.tensor(target, device=device)
+    return target

@@ -1,0 +1,12 @@
+"""Speed benchmark of Guided Feature Inversion; the same as ``captum-gfi bench``.
+
+Quick run:  python benchmarks/speed.py --models resnet18 --batch-sizes 1 --repeats 1
+See docs/performance.md for the full run and what each row means.
+"""
+
+import sys
+
+from captum_gfi.benchmark import main
+
+if __name__ == "__main__":
+    sys.exit(main())
