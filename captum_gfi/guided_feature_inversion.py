@@ -30,8 +30,9 @@ from captum_gfi._hooks import LayerTap, model_modules, preserved_model_state
 from captum_gfi.background import BACKGROUNDS, Normalization, make_background
 from captum_gfi.mask import (
     INTERPOLATE_MODES,
-    blend,
+    background_input,
     feature_mask,
+    guided_input,
     interpolation_matrices,
 )
 from captum_gfi.objectives import (
@@ -388,11 +389,10 @@ class GuidedFeatureInversion(LayerAttribution):
         matrices = interpolation_matrices(
             base_features.shape[2:], size, mode, inputs.dtype, inputs.device
         )
-        direction = inputs - background
 
         def loss_fn(w: Tensor) -> Tensor:
             _, mask = feature_mask(w, base_features, size, mode, matrices)  # Eq. (6)-(7)
-            guided = blend(background, direction, mask)  # Eq. (2)
+            guided = guided_input(inputs, background, mask)  # Eq. (2)
             features = self._forward_to_inversion_layer(guided, args)
             return inversion_loss(features, inv_features, w, gamma)  # Eq. (8)
 
@@ -429,13 +429,11 @@ class GuidedFeatureInversion(LayerAttribution):
         matrices = interpolation_matrices(
             base_features.shape[2:], size, mode, inputs.dtype, inputs.device
         )
-        direction = inputs - background
-        total = inputs + background
 
         def loss_fn(w: Tensor) -> Tensor:
             _, mask = feature_mask(w, base_features, size, mode, matrices)  # Eq. (6)-(7)
-            guided = blend(background, direction, mask)  # Eq. (2)
-            removed = total - guided  # Eq. (4): x * (1 - m) + p * m = x + p - Phi
+            guided = guided_input(inputs, background, mask)  # Eq. (2)
+            removed = background_input(inputs, background, mask)  # Eq. (4)
             output = self._forward(torch.cat([guided, removed]), args2).to(inputs.dtype)
             scores = target_score(output, target2, score)
             return class_discriminative_loss(scores[:n], scores[n:], w, lam, delta)  # Eq. (9)

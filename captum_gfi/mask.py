@@ -112,22 +112,13 @@ def feature_mask(
 
 
 def guided_input(inputs: Tensor, background: Tensor, mask: Tensor) -> Tensor:
-    """Eq. (2): keep the input where the mask is on, the background elsewhere."""
-    return inputs * mask + background * (1 - mask)
+    """Eq. (2): x * m + p * (1 - m): keep the input where the mask is on, the background
+    elsewhere. Computed as p + (x - p) * m, one fused ``addcmul`` (one op forward and
+    backward instead of four)."""
+    return torch.addcmul(background, inputs - background, mask)
 
 
 def background_input(inputs: Tensor, background: Tensor, mask: Tensor) -> Tensor:
-    """Eq. (4): the complement of Eq. (2): the input's background, the foreground removed."""
-    return inputs * (1 - mask) + background * mask
-
-
-def blend(start: Tensor, direction: Tensor, mask: Tensor) -> Tensor:
-    """``start + direction * mask`` in one fused op (``torch.addcmul``), the mask
-    broadcast over channels.
-
-    With ``start = p`` and ``direction = x - p`` it is Eq. (2), with ``start = x``
-    and ``direction = p - x`` Eq. (4), equal to :func:`guided_input` and
-    :func:`background_input` to float rounding: one op forward and one backward
-    instead of four.
-    """
-    return torch.addcmul(start, direction, mask)
+    """Eq. (4): x * (1 - m) + p * m: the complement of Eq. (2), the foreground removed.
+    Computed as x + (p - x) * m."""
+    return torch.addcmul(inputs, background - inputs, mask)

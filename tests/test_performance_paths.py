@@ -21,7 +21,6 @@ from captum_gfi.guided_feature_inversion import _adam_clipped, _target_on_device
 from captum_gfi.mask import (
     INTERPOLATE_MODES,
     background_input,
-    blend,
     feature_mask,
     guided_input,
     interpolation_matrices,
@@ -98,15 +97,13 @@ def test_feature_mask_with_matrices_equals_plain(mode: str) -> None:
     torch.testing.assert_close(plain[1], upsample_mask(plain[0], (40, 45), mode))
 
 
-def test_blend_equals_eq2_and_eq4() -> None:
+def test_fused_eq2_and_eq4_equal_their_definitions() -> None:
     x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
     p = torch.randn(2, 3, 9, 9, dtype=torch.float64)
     m = torch.rand(2, 1, 9, 9, dtype=torch.float64)
-    guided = blend(p, x - p, m)
-    torch.testing.assert_close(guided, guided_input(x, p, m))
-    torch.testing.assert_close(blend(x, p - x, m), background_input(x, p, m))
-    # stage 2 builds Phi_bg as x + p - Phi
-    torch.testing.assert_close(x + p - guided, background_input(x, p, m))
+    guided = guided_input(x, p, m)
+    torch.testing.assert_close(guided, x * m + p * (1 - m))  # Eq. (2)
+    torch.testing.assert_close(background_input(x, p, m), x * (1 - m) + p * m)  # Eq. (4)
 
 
 def test_adam_clipped_equals_torch_optim_adam() -> None:
