@@ -19,6 +19,7 @@ import argparse
 import ast
 import importlib
 import inspect
+import json
 import re
 import sys
 import textwrap
@@ -203,9 +204,7 @@ def render_docstring(doc: str | None) -> str:
     return "\n\n".join(parts)
 
 
-def format_signature(
-    name: str, obj: Any, skip_self: bool = False, show_return: bool = True
-) -> str:
+def format_signature(name: str, obj: Any, skip_self: bool = False, show_return: bool = True) -> str:
     sig = inspect.signature(obj)
     params = []
     seen_kw_only = False
@@ -223,8 +222,10 @@ def format_signature(
         if param.annotation is not param.empty:
             text += f": {param.annotation}"
         if param.default is not param.empty:
-            text += f" = {param.default!r}" if param.annotation is not param.empty else (
-                f"={param.default!r}"
+            text += (
+                f" = {param.default!r}"
+                if param.annotation is not param.empty
+                else (f"={param.default!r}")
             )
         params.append(text)
     ret = sig.return_annotation
@@ -280,19 +281,42 @@ def render_class(qualname: str, cls: type, level: int = 3) -> str:
     return "\n\n".join(p.rstrip() for p in parts if p.strip())
 
 
-def constant_repr(value: Any) -> str:
-    text = repr(value)
-    if " at 0x" in text or len(text) > 200:  # no memory addresses in a committed file
-        if isinstance(value, dict):
-            return "{" + ", ".join(f"{k!r}: ..." for k in value) + "}"
-        return f"<{type(value).__name__}>"
-    return text
+def py_repr(value: Any) -> str:
+    """``repr`` with double-quoted strings, as ``ruff format`` writes them (CI formats the
+    Python blocks of Markdown files too)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple):
+        items = [py_repr(v) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(py_repr(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{py_repr(k)}: {py_repr(v)}" for k, v in value.items()) + "}"
+    if inspect.isroutine(value) or " at 0x" in repr(value):  # no addresses in a committed file
+        return "..."
+    return repr(value)
+
+
+def constant_code(short: str, value: Any) -> str:
+    """``short = value``, one element per line when it does not fit in 100 columns."""
+    line = f"{short} = {py_repr(value)}"
+    if len(line) <= 100 or not isinstance(value, (tuple, list, dict)) or not value:
+        return line
+    if isinstance(value, dict):
+        items = [f"{py_repr(k)}: {py_repr(v)}" for k, v in value.items()]
+        opening, closing = "{", "}"
+    else:
+        items = [py_repr(v) for v in value]
+        opening, closing = ("(", ")") if isinstance(value, tuple) else ("[", "]")
+    body = "".join(f"    {item},\n" for item in items)
+    return f"{short} = {opening}\n{body}{closing}"
 
 
 def render_constant(module: str, qualname: str, value: Any) -> str:
     short = qualname.rsplit(".", 1)[-1]
     comment = inline(constant_comment(module, short))
-    code = f"```python\n{short} = {constant_repr(value)}\n```"
+    code = f"```python\n{constant_code(short, value)}\n```"
     return "\n\n".join(p for p in (f"### `{qualname}`", code, comment) if p)
 
 

@@ -186,9 +186,7 @@ def test_every_public_name_is_in_api_md() -> None:
     expected = [f"{m}.{n}" for m in public_modules() for n in public_names(m)]
     assert f"{PACKAGE}.GuidedFeatureInversion" in expected  # the discovery works
     missing = [name for name in expected if f"`{name}`" not in api]
-    assert not missing, (
-        "not in docs/api.md (run `python docs/gen_api.py`): " + ", ".join(missing)
-    )
+    assert not missing, "not in docs/api.md (run `python docs/gen_api.py`): " + ", ".join(missing)
 
 
 def test_api_md_is_up_to_date() -> None:
