@@ -15,6 +15,7 @@ the packages installed in this environment, whatever kernelspecs the user has.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -35,6 +36,7 @@ STORED_KERNELSPEC = {
 }
 
 
+@functools.cache
 def current_interpreter_kernel() -> str:
     """Register a kernelspec for ``sys.executable`` in a temporary Jupyter path; return its name."""
     from ipykernel.kernelspec import write_kernel_spec

@@ -59,7 +59,10 @@ def test_committed_with_outputs_from_one_top_to_bottom_run(path: Path) -> None:
     )
     assert not error_outputs(nb)
     images = [
-        o for c in code_cells(nb) for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+        o
+        for c in code_cells(nb)
+        for o in c.get("outputs", [])
+        if {"image/png", "image/jpeg"} & set(o.get("data", {}))
     ]
     assert images, f"{path.name} has no figure output"
 
