@@ -145,7 +145,6 @@ def test_the_link_checker_catches_broken_links(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_and_anchors_resolve(path: Path) -> None:
-    assert links(path) or path.suffix == ".ipynb", f"{path.name} has no links at all?"
     problems = broken_links(path)
     assert not problems, f"broken links in {path.relative_to(ROOT)}:\n" + "\n".join(problems)
 
