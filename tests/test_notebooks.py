@@ -68,7 +68,6 @@ def test_committed_with_outputs_from_one_top_to_bottom_run(path: Path) -> None:
 
 
 @pytest.mark.notebooks
-@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes(path: Path) -> None:
     pytest.importorskip("nbclient", reason="needs the [notebooks] extra")
