@@ -97,7 +97,7 @@ class GuidedFeatureInversion(LayerAttribution):
             reshape_transform (Callable, optional): turns the outputs of
                         ``layer`` and ``inversion_layer`` into (N, C, h, w) maps,
                         e.g. the tokens (N, 1 + h*w, C) of a vision transformer
-                        (see :func:`captum_gfi.vit_reshape_transform`). Default:
+                        (see :func:`captum_gfi.reshape.vit_reshape_transform`). Default:
                         None (the outputs are used as they are).
         """
         for name, module in (("layer", layer), ("inversion_layer", inversion_layer)):
