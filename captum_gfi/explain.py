@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from captum_gfi.models import DEFAULT_MODEL, LoadedModel, load_model
 from captum_gfi.samples import SAMPLE_PREFIX, SAMPLES, image_to_tensor, load_image

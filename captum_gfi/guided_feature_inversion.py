@@ -24,7 +24,7 @@ from captum._utils.typing import TargetType
 from captum.attr._utils.attribution import LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from captum_gfi._hooks import LayerTap, model_modules, preserved_model_state
 from captum_gfi.background import BACKGROUNDS, Normalization, make_background

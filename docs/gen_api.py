@@ -293,6 +293,9 @@ def py_repr(value: Any) -> str:
         return "[" + ", ".join(py_repr(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{py_repr(k)}: {py_repr(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (set, frozenset)):  # sorted: set order depends on the hash seed
+        body = ", ".join(sorted(py_repr(v) for v in value))
+        return f"{type(value).__name__}({{{body}}})" if value else f"{type(value).__name__}()"
     if inspect.isroutine(value) or " at 0x" in repr(value):  # no addresses in a committed file
         return "..."
     return repr(value)
@@ -301,6 +304,9 @@ def py_repr(value: Any) -> str:
 def constant_code(short: str, value: Any) -> str:
     """``short = value``, one element per line when it does not fit in 100 columns."""
     line = f"{short} = {py_repr(value)}"
+    if len(line) > 100 and isinstance(value, (set, frozenset)) and value:
+        inner = py_repr(value)[len(type(value).__name__) + 1 : -1]
+        return f"{short} = {type(value).__name__}(\n    {inner}\n)"  # ruff's wrapping
     if len(line) <= 100 or not isinstance(value, (tuple, list, dict)) or not value:
         return line
     if isinstance(value, dict):
