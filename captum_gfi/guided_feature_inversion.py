@@ -332,6 +332,13 @@ class GuidedFeatureInversion(LayerAttribution):
                 )
                 size = (inputs.shape[2], inputs.shape[3])
                 weights = self._initial_weights(init_weight, base_features, inputs)
+                matrices = interpolation_matrices(
+                    base_features.shape[2:], size, interpolate_mode, inputs.dtype, inputs.device
+                )
+
+                def mask_of(w: Tensor) -> Tensor:  # Eq. (6)-(7) and upsampling
+                    return feature_mask(w, base_features, size, interpolate_mode, matrices)[1]
+
                 total = (inversion_steps if stage != "target" else 0) + (
                     target_steps if stage != "inversion" else 0
                 )
@@ -344,16 +351,14 @@ class GuidedFeatureInversion(LayerAttribution):
                 ):
                     if stage in ("both", "inversion"):
                         weights = self._algorithm1_feature_inversion(
-                            inputs, background, base_features, inv_features, weights, args,
-                            steps=inversion_steps, lr=lr, gamma=gamma, size=size,
-                            mode=interpolate_mode, bar=bar,
+                            inputs, background, mask_of, inv_features, weights, args,
+                            steps=inversion_steps, lr=lr, gamma=gamma, bar=bar,
                         )  # fmt: skip
                     if stage in ("both", "target"):
                         weights = self._algorithm2_class_discriminative(
-                            inputs, background, base_features, weights, args, target,
+                            inputs, background, mask_of, weights, args, target,
                             steps=target_steps, lr=lr, lam=lam, delta=delta, score=score,
-                            lr_decay_every=lr_decay_every, lr_decay=lr_decay, size=size,
-                            mode=interpolate_mode, bar=bar,
+                            lr_decay_every=lr_decay_every, lr_decay=lr_decay, bar=bar,
                         )  # fmt: skip
                 with torch.no_grad():
                     layer_mask, mask = feature_mask(weights, base_features, size, interpolate_mode)
@@ -372,7 +377,7 @@ class GuidedFeatureInversion(LayerAttribution):
         self,
         inputs: Tensor,
         background: Tensor,
-        base_features: Tensor,
+        mask_of: Callable[[Tensor], Tensor],
         inv_features: Tensor,
         weights: Tensor,
         args: tuple[Any, ...] | None,
@@ -380,18 +385,12 @@ class GuidedFeatureInversion(LayerAttribution):
         steps: int,
         lr: float,
         gamma: float,
-        size: tuple[int, int],
-        mode: str,
         bar: tqdm,
     ) -> Tensor:
         """Algorithm 1: class-agnostic feature inversion, minimising Eq. (8)."""
 
-        matrices = interpolation_matrices(
-            base_features.shape[2:], size, mode, inputs.dtype, inputs.device
-        )
-
         def loss_fn(w: Tensor) -> Tensor:
-            _, mask = feature_mask(w, base_features, size, mode, matrices)  # Eq. (6)-(7)
+            mask = mask_of(w)  # Eq. (6)-(7)
             guided = guided_input(inputs, background, mask)  # Eq. (2)
             features = self._forward_to_inversion_layer(guided, args)
             return inversion_loss(features, inv_features, w, gamma)  # Eq. (8)
@@ -402,7 +401,7 @@ class GuidedFeatureInversion(LayerAttribution):
         self,
         inputs: Tensor,
         background: Tensor,
-        base_features: Tensor,
+        mask_of: Callable[[Tensor], Tensor],
         weights: Tensor,
         args: tuple[Any, ...] | None,
         target: TargetType,
@@ -414,8 +413,6 @@ class GuidedFeatureInversion(LayerAttribution):
         score: str,
         lr_decay_every: int,
         lr_decay: float,
-        size: tuple[int, int],
-        mode: str,
         bar: tqdm,
     ) -> Tensor:
         """Algorithm 2: class-discriminative refinement, minimising Eq. (9).
@@ -426,12 +423,8 @@ class GuidedFeatureInversion(LayerAttribution):
         args2 = _expand_additional_forward_args(args, 2, ExpansionTypes.repeat)
         target2 = _expand_target(_target_on_device(target, inputs.device), 2, ExpansionTypes.repeat)
 
-        matrices = interpolation_matrices(
-            base_features.shape[2:], size, mode, inputs.dtype, inputs.device
-        )
-
         def loss_fn(w: Tensor) -> Tensor:
-            _, mask = feature_mask(w, base_features, size, mode, matrices)  # Eq. (6)-(7)
+            mask = mask_of(w)  # Eq. (6)-(7)
             guided = guided_input(inputs, background, mask)  # Eq. (2)
             removed = background_input(inputs, background, mask)  # Eq. (4)
             output = self._forward(torch.cat([guided, removed]), args2).to(inputs.dtype)
