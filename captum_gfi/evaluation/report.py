@@ -167,13 +167,20 @@ def plot_wsol(summary: dict[str, dict[str, Any]], alphas: Sequence[float], path:
         ax.plot(list(alphas), err, marker="o", ms=3, label=m)
     ax.set_xlabel("α (threshold = α · mean saliency)")
     ax.set_ylabel("localization error")
+    _save(fig, ax, path)
+    return True
+
+
+def _save(fig: Any, ax: Any, path: Path) -> None:
+    """The plots' common finish: a [0, 1] y axis, grid, legend, saved and closed."""
+    import matplotlib.pyplot as plt
+
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return True
 
 
 def plot_curves(records: Sequence[Record], mode: str, path: Path) -> bool:
@@ -207,12 +214,7 @@ def plot_curves(records: Sequence[Record], mode: str, path: Path) -> bool:
         ax.plot(x, mean, label=f"{m} (AUC {auc:.3f})")
     ax.set_xlabel(f"fraction of pixels {'deleted' if mode == 'deletion' else 'inserted'}")
     ax.set_ylabel("p(target)")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, ax, path)
     return True
 
 
