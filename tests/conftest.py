@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from _nets import TinyConvNet
@@ -18,3 +20,13 @@ def net() -> TinyConvNet:
 def images() -> Tensor:
     torch.manual_seed(1)
     return torch.randn(3, 3, 16, 16)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny models: one thread is faster (thread start-up costs more than it saves, far
+    more on a busy machine). Restores the thread count afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

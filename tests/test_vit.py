@@ -8,8 +8,6 @@ patch tokens into an (N, C, h, w) map, so a block can serve as both ``layer`` an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torchvision.models import VisionTransformer
@@ -17,14 +15,7 @@ from torchvision.models import VisionTransformer
 from captum_gfi import GuidedFeatureInversion
 from captum_gfi.reshape import vit_reshape_transform
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # tiny models: thread start-up costs more than it saves, a lot more on a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 
 
 def tiny_vit(num_classes: int = 10) -> VisionTransformer:
