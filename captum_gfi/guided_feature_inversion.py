@@ -26,24 +26,23 @@ from captum.log import log_usage
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from captum_gfi import _validation
 from captum_gfi._hooks import LayerTap, model_modules, preserved_model_state
-from captum_gfi.background import BACKGROUNDS, Normalization, make_background
+from captum_gfi.background import Normalization, make_background
 from captum_gfi.mask import (
-    INTERPOLATE_MODES,
     background_input,
     feature_mask,
     guided_input,
     interpolation_matrices,
 )
 from captum_gfi.objectives import (
-    SCORES,
     class_discriminative_loss,
     inversion_loss,
     target_score,
 )
 
+#: The stages ``attribute`` can run: Algorithm 1 then 2, Algorithm 1 only, Algorithm 2 only.
 STAGES = ("both", "inversion", "target")
-_TRAIN_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
 
 
 class GuidedFeatureInversion(LayerAttribution):
@@ -100,27 +99,7 @@ class GuidedFeatureInversion(LayerAttribution):
                         (see :func:`captum_gfi.reshape.vit_reshape_transform`). Default:
                         None (the outputs are used as they are).
         """
-        for name, module in (("layer", layer), ("inversion_layer", inversion_layer)):
-            if module is not None and not isinstance(module, nn.Module):
-                raise TypeError(
-                    f"{name} must be a torch.nn.Module (a submodule of the model), "
-                    f"got {type(module).__name__}"
-                )
-        if not callable(forward_func):
-            raise TypeError(f"forward_func must be callable, got {type(forward_func).__name__}")
-        if device_ids is not None or isinstance(forward_func, nn.DataParallel):
-            raise ValueError(
-                "DataParallel is not supported: pass the underlying model (model.module) on one "
-                "device and device_ids=None; batch the images instead"
-            )
-        if isinstance(forward_func, nn.Module):
-            submodules = {id(m) for m in forward_func.modules()}
-            for name, module in (("layer", layer), ("inversion_layer", inversion_layer)):
-                if module is not None and id(module) not in submodules:
-                    raise ValueError(
-                        f"{name} ({type(module).__name__}) is not a submodule of the model "
-                        "passed as forward_func"
-                    )
+        _validation.check_constructor(forward_func, layer, inversion_layer, device_ids)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         self.inversion_layer: nn.Module = inversion_layer if inversion_layer is not None else layer
         self.reshape_transform = reshape_transform
@@ -213,10 +192,12 @@ class GuidedFeatureInversion(LayerAttribution):
                         model's input space (normalised as the model expects). A
                         1-tuple is accepted, as Captum's metrics pass, and the
                         attributions are then returned as a 1-tuple too.
-            target (int, tuple, Tensor, or list, optional): Output index of the
-                        class to explain, in any form Captum accepts: an int or
-                        tuple for all examples, or one per example as a list or a
-                        1-D tensor. Required unless ``stage="inversion"``.
+            target (int, tuple, Tensor, list, or numpy integer, optional): Output
+                        index of the class to explain, in any form Captum accepts:
+                        an int or tuple for all examples, or one per example as a
+                        list or a 1-D integer tensor; numpy integers and integer
+                        arrays (e.g. from ``np.argmax``) too. Required unless
+                        ``stage="inversion"``.
             additional_forward_args (Any, optional): Extra arguments passed to
                         ``forward_func`` after the inputs. Tensors with a batch
                         dimension are repeated along it for the 2N batch of stage 2.
@@ -291,28 +272,27 @@ class GuidedFeatureInversion(LayerAttribution):
             >>> gfi = GuidedFeatureInversion(model, model.features[35], model.features[36])
             >>> mask = gfi.attribute(images, target=281)  # (N, 1, 224, 224)
         """
-        is_tuple = isinstance(inputs, tuple)
-        if is_tuple:
-            if len(inputs) != 1:
-                raise ValueError(
-                    f"inputs must be one image tensor (or a 1-tuple of it), got a tuple of "
-                    f"{len(inputs)} tensors"
-                )
-            inputs = inputs[0]
-        if return_layer_mask and expand_channels:
-            raise ValueError("return_layer_mask and expand_channels cannot both be True")
-        self._check_arguments(
-            cast(Tensor, inputs), target, stage, baseline, score, interpolate_mode,
-            inversion_steps, target_steps, lr, lr_decay_every,
+        inputs, is_tuple = _validation.unpack_inputs(inputs)
+        _validation.check_options(
+            inputs, stage=stage, target=target, baseline=baseline, normalization=normalization,
+            score=score, interpolate_mode=interpolate_mode, return_layer_mask=return_layer_mask,
+            expand_channels=expand_channels, seed=seed,
         )  # fmt: skip
-        inputs = cast(Tensor, inputs).detach()
+        _validation.check_hyperparameters(
+            inversion_steps=inversion_steps, target_steps=target_steps, lr=lr, gamma=gamma,
+            delta=delta, lam=lam, lr_decay_every=lr_decay_every, lr_decay=lr_decay,
+            init_weight=init_weight, blur_radius=blur_radius, dtype=inputs.dtype,
+        )  # fmt: skip
+        if stage != "inversion":
+            target = _validation.normalize_target(target, inputs.shape[0])
+        inputs = inputs.detach()
         args = _format_additional_forward_args(additional_forward_args)
         generator = None
         if seed is not None:
-            generator = torch.Generator(device=inputs.device).manual_seed(seed)
+            generator = torch.Generator(device=inputs.device).manual_seed(int(seed))
 
         modules = model_modules(self.forward_func, self.layer, self.inversion_layer)
-        self._check_eval_mode(modules)
+        _validation.check_model(modules, inputs, autocast)  # before any hook or forward
         self._autocast, self._channels_last = autocast, channels_last
         try:
             with preserved_model_state(modules):
@@ -322,7 +302,7 @@ class GuidedFeatureInversion(LayerAttribution):
                         inputs, args, attribute_to_layer_input
                     )
                 if stage != "inversion":
-                    self._check_target(target, output, inputs.shape[0])
+                    _validation.check_target_range(target, output)
                 background = make_background(
                     inputs,
                     baseline,
@@ -362,6 +342,8 @@ class GuidedFeatureInversion(LayerAttribution):
                         )  # fmt: skip
                 with torch.no_grad():
                     layer_mask, mask = feature_mask(weights, base_features, size, interpolate_mode)
+                _validation.check_finite_result(weights, layer_mask)
+                _validation.warn_if_degenerate(base_features, inputs, background, layer_mask)
         finally:
             self._autocast = self._channels_last = False
         result = layer_mask if return_layer_mask else mask
@@ -441,12 +423,7 @@ class GuidedFeatureInversion(LayerAttribution):
         if self._channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-            output = self.forward_func(inputs, *args) if args else self.forward_func(inputs)
-        if not isinstance(output, Tensor):
-            raise TypeError(
-                f"forward_func must return a Tensor of class scores, got {type(output).__name__}"
-            )
-        return output
+            return self.forward_func(inputs, *args) if args else self.forward_func(inputs)
 
     def _forward_to_inversion_layer(self, inputs: Tensor, args: tuple[Any, ...] | None) -> Tensor:
         """Run the model only up to ``inversion_layer`` and return its output."""
@@ -464,157 +441,22 @@ class GuidedFeatureInversion(LayerAttribution):
             [self.layer, self.inversion_layer], use_inputs=[layer_input, False], detach=True
         ) as tap:
             output = self._forward(inputs, args)
-        for k, name in enumerate(("layer", "inversion_layer")):
-            value, calls = tap.values[k], tap.calls[k]
-            if calls == 0:
-                raise ValueError(
-                    f"{name} was not called during the forward pass: it must be a submodule "
-                    "that forward_func runs"
-                )
-            if calls > 1:
-                raise ValueError(
-                    f"{name} runs {calls} times in one forward pass (a shared module?); pick a "
-                    "module that runs once, such as a conv layer or a block"
-                )
-            if isinstance(value, Tensor):
-                value = tap.values[k] = self._as_map(value).to(inputs.dtype)
-            if not isinstance(value, Tensor) or value.dim() != 4:
-                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-                raise ValueError(
-                    f"{name} must produce a 4-D (N, C, h, w) feature map, got {shape}; "
-                    "choose a convolutional or pooling layer"
-                )
-        if output.shape[0] != inputs.shape[0]:
-            raise ValueError(
-                f"forward_func returned {output.shape[0]} rows for {inputs.shape[0]} inputs"
-            )
-        return cast(Tensor, tap.values[0]), cast(Tensor, tap.values[1]), output
+        names = ("layer", "inversion_layer")
+        _validation.check_layer_calls(tap.calls, names)
+        values = [
+            self._as_map(v).to(inputs.dtype) if isinstance(v, Tensor) else v for v in tap.values
+        ]
+        _validation.check_clean_pass(values, names, output, inputs)
+        return values[0], values[1], output
 
-    # -------------------------------------------------------------- validation
     @staticmethod
     def _initial_weights(init: float | Tensor, base_features: Tensor, inputs: Tensor) -> Tensor:
+        """The start of the channel weights, (N, C): ``init`` everywhere or broadcast."""
         shape = base_features.shape[:2]
         if isinstance(init, Tensor):
-            try:
-                weights = torch.broadcast_to(init.detach().to(inputs), shape).clone()
-            except RuntimeError as err:
-                raise ValueError(
-                    f"init_weight of shape {tuple(init.shape)} does not broadcast to the channel "
-                    f"weights' shape (N, C) = {tuple(shape)}"
-                ) from err
-        else:
-            weights = torch.full(shape, float(init), dtype=inputs.dtype, device=inputs.device)
-        if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
-            raise ValueError("init_weight must be finite and non-negative (w >= 0)")
-        return weights
-
-    @staticmethod
-    def _check_arguments(
-        inputs: Tensor,
-        target: TargetType,
-        stage: str,
-        baseline: str | Tensor,
-        score: str,
-        interpolate_mode: str,
-        inversion_steps: int,
-        target_steps: int,
-        lr: float,
-        lr_decay_every: int,
-    ) -> None:
-        if not isinstance(inputs, Tensor):
-            raise TypeError(f"inputs must be a Tensor, got {type(inputs).__name__}")
-        if inputs.dim() != 4:
-            raise ValueError(
-                f"inputs must be a batch of images of shape (N, C, H, W), got shape "
-                f"{tuple(inputs.shape)}"
-            )
-        if inputs.shape[0] == 0:
-            raise ValueError("inputs is an empty batch (N = 0)")
-        if not inputs.is_floating_point():
-            raise TypeError(f"inputs must be a floating-point tensor, got {inputs.dtype}")
-        if not bool(torch.isfinite(inputs).all()):
-            raise ValueError("inputs contain NaN or infinite values")
-        if stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-        if target is None and stage != "inversion":
-            raise ValueError(
-                f'target is required for stage="{stage}" (the class to explain); use '
-                'stage="inversion" for the class-agnostic mask'
-            )
-        if isinstance(baseline, str) and baseline not in BACKGROUNDS:
-            raise ValueError(f"baseline must be one of {BACKGROUNDS} or a Tensor, got {baseline!r}")
-        if not isinstance(baseline, (str, Tensor)):
-            raise TypeError(f"baseline must be a str or a Tensor, got {type(baseline).__name__}")
-        if score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-        if interpolate_mode not in INTERPOLATE_MODES:
-            raise ValueError(
-                f"interpolate_mode must be one of {INTERPOLATE_MODES}, got {interpolate_mode!r}"
-            )
-        for name, value in (("inversion_steps", inversion_steps), ("target_steps", target_steps)):
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        if not isinstance(lr_decay_every, int) or lr_decay_every < 1:
-            raise ValueError(f"lr_decay_every must be a positive int, got {lr_decay_every!r}")
-
-    @staticmethod
-    def _check_eval_mode(modules: list[nn.Module]) -> None:
-        for root in modules:
-            for name, module in root.named_modules():
-                if module.training and isinstance(module, _TRAIN_SENSITIVE):
-                    raise ValueError(
-                        f"the model is in training mode ({type(module).__name__} "
-                        f"'{name or type(root).__name__}' has training=True), so BatchNorm "
-                        "statistics and dropout would change during the optimisation; "
-                        "call model.eval() first"
-                    )
-
-    @staticmethod
-    def _check_target(target: TargetType, output: Tensor, n: int) -> None:
-        dims = tuple(output.shape[1:])
-
-        def check_index(index: Any, where: str) -> None:
-            idx = index if isinstance(index, tuple) else (index,)
-            if len(idx) > len(dims) or not all(isinstance(i, int) for i in idx):
-                raise ValueError(
-                    f"target{where} must index the model output of shape (N, "
-                    f"{', '.join(map(str, dims))}), got {index!r}"
-                )
-            for i, d in zip(idx, dims):
-                if not 0 <= i < d:
-                    raise ValueError(
-                        f"target{where} = {index!r} is out of range for a model output of shape "
-                        f"(N, {', '.join(map(str, dims))})"
-                    )
-
-        if isinstance(target, (int, tuple)):
-            check_index(target, "")
-        elif isinstance(target, Tensor):
-            if target.numel() == 1:
-                check_index(int(target.item()), "")
-            elif target.dim() == 1 and target.numel() == n:
-                low, high = int(target.min()), int(target.max())
-                if low < 0 or (dims and high >= dims[0]):
-                    raise ValueError(
-                        f"target has values in [{low}, {high}], out of range for "
-                        f"{dims[0] if dims else 0} classes"
-                    )
-            else:
-                raise ValueError(
-                    f"a target tensor must hold one index or one per example ({n}), got shape "
-                    f"{tuple(target.shape)}"
-                )
-        elif isinstance(target, list):
-            if len(target) != n:
-                raise ValueError(f"target list has {len(target)} entries for {n} inputs")
-            for k, t in enumerate(target):
-                check_index(t, f"[{k}]")
-        else:
-            raise TypeError(
-                f"target must be an int, tuple, Tensor or list, got {type(target).__name__}"
-            )
+            _validation.check_init_weight_shape(init, shape)
+            return torch.broadcast_to(init.detach().to(inputs), shape).clone()
+        return torch.full(shape, float(init), dtype=inputs.dtype, device=inputs.device)
 
 
 def _adam_clipped(

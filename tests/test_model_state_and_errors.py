@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
 import pytest
 import torch
 from _nets import TinyConvNet
@@ -12,27 +15,9 @@ from captum_gfi import GuidedFeatureInversion
 FAST = {"inversion_steps": 2, "target_steps": 2}
 
 
-def snapshot(model: nn.Module) -> dict:
-    return {
-        "requires_grad": [p.requires_grad for p in model.parameters()],
-        "training": [m.training for m in model.modules()],
-        "grads": [p.grad for p in model.parameters()],
-        "hooks": [
-            (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
-            for m in model.modules()
-        ],
-        "state": {k: v.clone() for k, v in model.state_dict().items()},
-    }
-
-
-def assert_same(before: dict, model: nn.Module) -> None:
-    after = snapshot(model)
-    assert after["requires_grad"] == before["requires_grad"]
-    assert after["training"] == before["training"]
-    assert all(g is None for g in after["grads"])
-    assert after["hooks"] == before["hooks"]
-    for k, v in before["state"].items():
-        assert torch.equal(after["state"][k], v), k
+# `untouched` (conftest.py) asserts the model is left as it was found: requires_grad,
+# training flags, no .grad, no hooks left, the same parameters and buffers.
+Untouched = Callable[[nn.Module], AbstractContextManager[None]]
 
 
 def mixed_state_net() -> TinyConvNet:
@@ -43,11 +28,10 @@ def mixed_state_net() -> TinyConvNet:
     return net
 
 
-def test_model_untouched_after_success(images: Tensor) -> None:
+def test_model_untouched_after_success(images: Tensor, untouched: Untouched) -> None:
     net = mixed_state_net()
-    before = snapshot(net)
-    GuidedFeatureInversion(net, net.conv2, net.pool).attribute(images, target=1, **FAST)
-    assert_same(before, net)
+    with untouched(net):
+        GuidedFeatureInversion(net, net.conv2, net.pool).attribute(images, target=1, **FAST)
 
 
 class Boom(RuntimeError):
@@ -55,9 +39,10 @@ class Boom(RuntimeError):
 
 
 @pytest.mark.parametrize("fail_on_call", [2, 5])  # during stage 1, during stage 2
-def test_model_untouched_after_exception(images: Tensor, fail_on_call: int) -> None:
+def test_model_untouched_after_exception(
+    images: Tensor, fail_on_call: int, untouched: Untouched
+) -> None:
     net = mixed_state_net()
-    before = snapshot(net)
     frozen_during_run: list[bool] = []
 
     class Flaky(nn.Module):
@@ -76,20 +61,17 @@ def test_model_untouched_after_exception(images: Tensor, fail_on_call: int) -> N
             return self.net(x)
 
     gfi = GuidedFeatureInversion(Flaky(), net.conv2, net.pool)
-    # every parameter of the model is frozen during the run ...
-    with pytest.raises(Boom):
+    # every parameter of the model is frozen during the run, and restored, hooks
+    # removed, even though the run failed
+    with untouched(net), pytest.raises(Boom):
         gfi.attribute(images, target=1, **FAST)
     assert frozen_during_run == [True] * fail_on_call
-    # ... and restored, hooks removed, even though the run failed
-    assert_same(before, net)
 
 
-def test_train_mode_with_batchnorm_is_rejected(images: Tensor) -> None:
+def test_train_mode_with_batchnorm_is_rejected(images: Tensor, untouched: Untouched) -> None:
     net = TinyConvNet(batch_norm=True).train()
-    before = snapshot(net)
-    with pytest.raises(ValueError, match=r"training mode.*model.eval\(\)"):
+    with untouched(net), pytest.raises(ValueError, match=r"training mode.*model.eval\(\)"):
         GuidedFeatureInversion(net, net.conv2, net.pool).attribute(images, target=1)
-    assert_same(before, net)
 
 
 def test_train_mode_without_batchnorm_or_dropout_is_fine(images: Tensor) -> None:
@@ -112,22 +94,27 @@ def test_layer_not_in_model(net: TinyConvNet) -> None:
         GuidedFeatureInversion(net, net.conv2, nn.AdaptiveAvgPool2d(1))
 
 
-def test_layer_not_called_with_forward_function(net: TinyConvNet, images: Tensor) -> None:
+def test_layer_not_called_with_forward_function(
+    net: TinyConvNet, images: Tensor, untouched: Untouched
+) -> None:
     other = nn.Conv2d(3, 3, 1)
     gfi = GuidedFeatureInversion(lambda x: net(x), other)
-    with pytest.raises(ValueError, match="layer was not called"):
+    with untouched(net), untouched(other), pytest.raises(ValueError, match="layer was not called"):
         gfi.attribute(images, target=0)
     assert len(other._forward_hooks) == 0
 
 
-def test_non_4d_layer_is_rejected(net: TinyConvNet, images: Tensor) -> None:
-    with pytest.raises(ValueError, match=r"layer must produce a 4-D .* got \(3, 5\)"):
+def test_non_4d_layer_is_rejected(net: TinyConvNet, images: Tensor, untouched: Untouched) -> None:
+    with (
+        untouched(net),
+        pytest.raises(ValueError, match=r"layer must produce a 4-D .* got \(3, 5\)"),
+    ):
         GuidedFeatureInversion(net, net.fc).attribute(images, target=0)
-    with pytest.raises(ValueError, match="inversion_layer must produce a 4-D"):
+    with untouched(net), pytest.raises(ValueError, match="inversion_layer must produce a 4-D"):
         GuidedFeatureInversion(net, net.conv2, net.fc).attribute(images, target=0)
 
 
-def test_shared_module_is_rejected(images: Tensor) -> None:
+def test_shared_module_is_rejected(images: Tensor, untouched: Untouched) -> None:
     class Shared(TinyConvNet):
         def forward(self, x: Tensor) -> Tensor:
             x = self.relu1(self.conv1(x))
@@ -135,7 +122,7 @@ def test_shared_module_is_rejected(images: Tensor) -> None:
             return self.fc(self.pool(x).flatten(1))
 
     net = Shared().eval()
-    with pytest.raises(ValueError, match="runs 2 times"):
+    with untouched(net), pytest.raises(ValueError, match="runs 2 times"):
         GuidedFeatureInversion(net, net.relu1, net.pool).attribute(images, target=0)
 
 
@@ -151,8 +138,10 @@ def test_shared_module_is_rejected(images: Tensor) -> None:
     ],
     ids=["3d", "empty", "nan", "int", "list", "2-tuple"],
 )
-def test_bad_inputs(net: TinyConvNet, inputs: object, error: type, match: str) -> None:
-    with pytest.raises(error, match=match):
+def test_bad_inputs(
+    net: TinyConvNet, inputs: object, error: type, match: str, untouched: Untouched
+) -> None:
+    with untouched(net), pytest.raises(error, match=match):
         GuidedFeatureInversion(net, net.conv2, net.pool).attribute(inputs, target=0)  # type: ignore[arg-type]
 
 
@@ -168,19 +157,23 @@ def test_bad_inputs(net: TinyConvNet, inputs: object, error: type, match: str) -
         ((1, 2), "must index the model output"),
     ],
 )
-def test_bad_targets(net: TinyConvNet, images: Tensor, target: object, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+def test_bad_targets(
+    net: TinyConvNet, images: Tensor, target: object, match: str, untouched: Untouched
+) -> None:
+    with untouched(net), pytest.raises(ValueError, match=match):
         GuidedFeatureInversion(net, net.conv2, net.pool).attribute(images, target=target)  # type: ignore[arg-type]
 
 
-def test_target_type(net: TinyConvNet, images: Tensor) -> None:
-    with pytest.raises(TypeError, match="target must be"):
+def test_target_type(net: TinyConvNet, images: Tensor, untouched: Untouched) -> None:
+    with untouched(net), pytest.raises(TypeError, match="target must be"):
         GuidedFeatureInversion(net, net.conv2).attribute(images, target="cat")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("stage", ["target", "both"])
-def test_target_required(net: TinyConvNet, images: Tensor, stage: str) -> None:
-    with pytest.raises(ValueError, match=f'target is required for stage="{stage}"'):
+def test_target_required(
+    net: TinyConvNet, images: Tensor, stage: str, untouched: Untouched
+) -> None:
+    with untouched(net), pytest.raises(ValueError, match=f'target is required for stage="{stage}"'):
         GuidedFeatureInversion(net, net.conv2).attribute(images, stage=stage)
 
 
@@ -200,14 +193,18 @@ def test_target_required(net: TinyConvNet, images: Tensor, stage: str) -> None:
         ({"baseline": "mean", "normalization": ((0.5,), (0.5,))}, "normalization must be"),
     ],
 )
-def test_bad_options(net: TinyConvNet, images: Tensor, kwargs: dict, match: str) -> None:
-    with pytest.raises((ValueError, TypeError), match=match):
+def test_bad_options(
+    net: TinyConvNet, images: Tensor, kwargs: dict, match: str, untouched: Untouched
+) -> None:
+    with untouched(net), pytest.raises((ValueError, TypeError), match=match):
         GuidedFeatureInversion(net, net.conv2).attribute(images, target=0, **kwargs)
 
 
-def test_forward_func_must_return_tensor(net: TinyConvNet, images: Tensor) -> None:
+def test_forward_func_must_return_tensor(
+    net: TinyConvNet, images: Tensor, untouched: Untouched
+) -> None:
     gfi = GuidedFeatureInversion(lambda x: {"logits": net(x)}, net.conv2)
-    with pytest.raises(TypeError, match="must return a Tensor"):
+    with untouched(net), pytest.raises(TypeError, match="must return a Tensor"):
         gfi.attribute(images, target=0)
     assert len(net.conv2._forward_hooks) == 0
 
