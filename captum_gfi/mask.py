@@ -74,7 +74,10 @@ def min_over_max_normalize(mask: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 class MaskNormalization(Enum):
-    """How the channel-weighted map M is normalised; call a member on an (N, 1, h, w) map."""
+    """How the channel-weighted map M is normalised; call a member on an (N, 1, h, w) map.
+
+    ``MINMAX``: Eq. (7), :func:`minmax_normalize`; ``MIN_OVER_MAX``: the authors'
+    main.py l.166, :func:`min_over_max_normalize`."""
 
     #: Eq. (7): (M - min M) / (max M - min M)
     MINMAX = "minmax"

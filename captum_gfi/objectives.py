@@ -83,7 +83,10 @@ def relative_squared_error(guided_features: Tensor, clean_features: Tensor) -> T
 
 
 class FeatureLoss(Enum):
-    """The data term of stage 1; call a member on (guided features, clean features)."""
+    """The data term of stage 1; call a member on (guided features, clean features).
+
+    ``SQUARED_ERROR``: Eq. (8), :func:`squared_error`; ``RELATIVE_SQUARED_ERROR``: the
+    authors' main.py l.24-25, :func:`relative_squared_error`."""
 
     #: Eq. (8): || f(Phi) - f(x) ||^2
     SQUARED_ERROR = "squared_error"
@@ -97,8 +100,9 @@ class FeatureLoss(Enum):
 class Prior(Enum):
     """The penalty on the channel weights; call a member on (weights (N, C), mask).
 
-    The mask (N, 1, H, W) is passed for priors on the mask itself; the two below use
-    the weights only."""
+    ``L1``: Eq. (8)-(9), :func:`l1_norm`; ``SQUARED_L2``: the authors' main.py l.17-20,
+    :func:`squared_l2_norm`. The mask (N, 1, H, W) is passed for priors on the mask
+    itself; these two use the weights only."""
 
     #: Eq. (8)-(9): || w ||_1 (as sum(w) on w >= 0, see :func:`l1_norm`)
     L1 = "l1"

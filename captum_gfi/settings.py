@@ -1,21 +1,22 @@
 """Named settings of GFI: everything that distinguishes one variant of the method, as data.
 
-A :class:`GFISettings` is consumed by :meth:`GuidedFeatureInversion.attribute
-<captum_gfi.GuidedFeatureInversion.attribute>` (``setting=``): the same Algorithm 1/2
-code runs every setting. The equations its members name live in one place each:
-the mask forms in :mod:`captum_gfi.mask`, the loss terms and priors in
-:mod:`captum_gfi.objectives`.
+A :class:`GFISettings` is consumed by ``GuidedFeatureInversion.attribute(...,
+setting=...)``: the same Algorithm 1/2 code runs every setting. The equations its
+members name live in one place each: the mask forms in :mod:`captum_gfi.mask`, the loss
+terms and priors in :mod:`captum_gfi.objectives`.
 
-=============  ==================================================================
-``"paper"``    Du et al., KDD 2018, as written (Eq. (6)-(9), Sec. 4.1.1): the default
-``"authors"``  what the authors' released code does (GitHub mndu/guided-feature-
-               inversion, main.py): see docs/method.md#settings for each difference
-=============  ==================================================================
+* ``"paper"``: Du et al., KDD 2018, as written (Eq. (6)-(9), Sec. 4.1.1); the default.
+* ``"authors"``: what the authors' released code does (GitHub
+  mndu/guided-feature-inversion, main.py); docs/method.md lists each difference with
+  the line of main.py it comes from.
 
-A new setting is one :func:`register_setting` call, usually a
-``dataclasses.replace`` of an existing one::
+A new setting is one :func:`register_setting` call, usually with a
+``dataclasses.replace`` of an existing one.
 
-    register_setting("mine", dataclasses.replace(SETTINGS["paper"], lr=0.05, delta=2.0))
+Examples::
+
+    >>> register_setting("mine", dataclasses.replace(SETTINGS["paper"], lr=0.05))
+    >>> mask = gfi.attribute(x, target=c, setting="mine")
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ __all__ = [
 
 
 class MaskLayer(Enum):
-    """The layer rule: whose channels form the mask (:math:`l_1`)."""
+    """The layer rule: whose channels form the mask (:math:`l_1`).
+
+    ``LAYER``: the module passed as ``layer`` (the paper's l1, e.g. conv5_4 of VGG-19);
+    ``INVERSION_LAYER``: the module passed as ``inversion_layer``, l1 = l0 (the
+    authors')."""
 
     #: ``layer``, the module passed to ``GuidedFeatureInversion`` (the paper's l1, e.g.
     #: conv5_4 of VGG-19 in the presets)
@@ -86,9 +91,9 @@ class GFISettings:
                     ``PAPER_MASK`` (Eq. (6)-(7) at the layer's resolution, then upsampled) or
                     ``AUTHORS_MASK`` (upsampled with ``align_corners=True``, then
                     (M - min) / max); see :mod:`captum_gfi.mask`.
-        weight_max (float or None): the clipping rule: after every Adam step
-                    :math:`\omega \leftarrow \mathrm{clamp}(\omega, 0, \text{weight\_max})`
-                    (None: no upper bound, the paper's; the authors' 1e5, main.py l.199).
+        weight_max (float or None): the clipping rule: after every Adam step every
+                    :math:`\omega_i` is clamped to [0, ``weight_max``] (None: no upper
+                    bound, the paper's; the authors' 1e5, main.py l.199).
         init_weight (float): the start of every :math:`\omega_i` (0.1 in both).
         inversion_steps (int): Adam steps of stage 1, :math:`T_1`.
         feature_loss (FeatureLoss): stage 1's data term: ``SQUARED_ERROR`` (Eq. (8)) or
