@@ -1,7 +1,8 @@
 """``captum-gfi explain``: one figure comparing GFI with Captum's Grad-CAM and IG.
 
-The figure shows, left to right: the input, the class-agnostic stage-1 inversion mask,
-the GFI class map for the target, Captum's ``LayerGradCam`` (at the layer GFI masks,
+The figure shows, left to right: the input, the class-agnostic stage-1 inversion mask
+(of the first setting), the GFI class map for the target (one panel per setting of
+``--setting``, e.g. ``paper,authors``), Captum's ``LayerGradCam`` (at the layer GFI masks,
 upsampled bilinearly) and ``IntegratedGradients`` (black-image baseline, i.e. zeros in
 ``[0, 1]`` pixel space before normalisation; absolute values summed over channels).
 """
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from captum_gfi.models import DEFAULT_MODEL, LoadedModel, load_model
 from captum_gfi.samples import SAMPLE_PREFIX, SAMPLES, image_to_tensor, load_image
+from captum_gfi.settings import SETTINGS, get_setting
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from captum_gfi.figure import Panel
@@ -34,6 +36,7 @@ __all__ = [
     "compute_explanation",
     "default_output_path",
     "explanation_panels",
+    "parse_setting_names",
     "parse_target",
     "render_explanation",
     "run",
@@ -48,6 +51,25 @@ HELP = (
 INVERSION_STEPS = 10
 TARGET_STEPS = 70
 IG_STEPS = 50
+
+
+def parse_setting_names(value: str) -> list[str]:
+    r"""
+    Parses a ``--setting`` value: one name of ``captum_gfi.settings.SETTINGS`` or several
+    separated by commas (``"paper,authors"``).
+
+    Raises:
+        ValueError: an unknown or repeated name, or none.
+    """
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"--setting needs at least one name of {sorted(SETTINGS)}")
+    for name in names:
+        if name not in SETTINGS:
+            raise ValueError(f"--setting {name!r} is unknown; the settings are {sorted(SETTINGS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--setting names a setting twice: {value!r}")
+    return names
 
 
 def parse_target(value: str | int | None, categories: Sequence[str]) -> int | None:
@@ -104,11 +126,17 @@ class Explanation:
         target (int): The explained class.
         categories (list[str]): Class names.
         model_name (str): Spec of the model.
-        inversion_mask (Tensor): Stage-1 (class-agnostic) GFI mask, ``(1, 1, H, W)``.
-        gfi (Tensor): GFI class map for ``target``, ``(1, 1, H, W)`` in ``[0, 1]``.
+        inversion_mask (Tensor): Stage-1 (class-agnostic) GFI mask of the first setting,
+                    ``(1, 1, H, W)``.
+        gfi (Tensor): GFI class map for ``target`` of the first setting, ``(1, 1, H, W)``
+                    in ``[0, 1]``.
         grad_cam (Tensor): Upsampled LayerGradCam, ``(1, 1, H, W)``.
         integrated_gradients (Tensor): IntegratedGradients, ``(1, 3, H, W)``.
-        seconds (dict[str, float]): Wall time of each method.
+        seconds (dict[str, float]): Wall time of each method: ``"gfi"`` is the class map
+                    of the first setting (both stages), ``"gfi:NAME"`` that of each further
+                    setting, ``"gfi_stage1"`` the stage-1 mask.
+        gfi_maps (dict[str, Tensor]): the class map of every setting, by name, in the
+                    order asked (the first is ``gfi``).
     """
 
     image: Tensor
@@ -121,6 +149,7 @@ class Explanation:
     grad_cam: Tensor
     integrated_gradients: Tensor
     seconds: dict[str, float]
+    gfi_maps: dict[str, Tensor]
 
     @property
     def top1(self) -> int:
@@ -136,23 +165,29 @@ def compute_explanation(
     bundle: LoadedModel,
     image: Tensor,
     target: int | None = None,
-    inversion_steps: int = INVERSION_STEPS,
-    target_steps: int = TARGET_STEPS,
+    inversion_steps: int | None = None,
+    target_steps: int | None = None,
     ig_steps: int = IG_STEPS,
     show_progress: bool = False,
+    settings: Sequence[str] = ("paper",),
 ) -> Explanation:
     r"""
-    Runs GFI (stage 1 alone, then both stages), LayerGradCam and IntegratedGradients on
-    one image, all through ``bundle.classifier`` (inputs in ``[0, 1]``).
+    Runs GFI (stage 1 alone, then both stages for every setting), LayerGradCam and
+    IntegratedGradients on one image, all through ``bundle.classifier`` (inputs in
+    ``[0, 1]``).
 
     Args:
         bundle (LoadedModel): The model, see :func:`captum_gfi.models.load_model`.
         image (Tensor): ``(1, 3, S, S)`` in ``[0, 1]`` with ``S = bundle.input_size``.
         target (int, optional): Class to explain. Default: None (the top-1 class)
-        inversion_steps (int): GFI stage-1 steps. Default: 10 (the paper's)
-        target_steps (int): GFI stage-2 steps. Default: 70 (the paper's)
+        inversion_steps (int, optional): GFI stage-1 steps, for every setting.
+                    Default: None (each setting's; paper: 10)
+        target_steps (int, optional): GFI stage-2 steps, for every setting.
+                    Default: None (each setting's; paper: 70)
         ig_steps (int): IntegratedGradients steps. Default: 50
         show_progress (bool): Show tqdm progress bars. Default: False
+        settings (Sequence[str]): names of ``captum_gfi.settings.SETTINGS``, one class map
+                    each. Default: ``("paper",)``
 
     Returns:
         Explanation: The maps and the prediction.
@@ -170,8 +205,15 @@ def compute_explanation(
         ("target_steps", target_steps),
         ("ig_steps", ig_steps),
     ):
+        if steps is None and name != "ig_steps":
+            continue
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"{name} must be a positive int, got {steps!r}")
+    names = list(settings)
+    if not names:
+        raise ValueError("settings must name at least one setting")
+    for name in names:
+        get_setting(name)  # unknown names fail before the long computation
     probabilities = bundle.predict(image)[0]
     if target is None:
         target = int(probabilities.argmax())
@@ -182,8 +224,9 @@ def compute_explanation(
     preset = resolve_layers(bundle.model)
     gfi = GuidedFeatureInversion(classifier, preset.layer, preset.inversion_layer)
     seconds: dict[str, float] = {}
+    gfi_maps: dict[str, Tensor] = {}
     with tqdm(
-        total=4,
+        total=3 + len(names),
         desc="captum-gfi explain",
         unit="method",
         disable=not show_progress,
@@ -191,21 +234,23 @@ def compute_explanation(
     ) as bar:
         bar.set_postfix_str("GFI stage 1")
         start = time.perf_counter()
-        inversion_mask, stage1_weights = gfi.attribute(
-            image, stage="inversion", inversion_steps=inversion_steps,
-            show_progress=show_progress, return_weights=True,
+        inversion_mask = gfi.attribute(
+            image, stage="inversion", setting=names[0], inversion_steps=inversion_steps,
+            show_progress=show_progress,
         )  # fmt: skip
         seconds["gfi_stage1"] = time.perf_counter() - start
         bar.update()
 
-        bar.set_postfix_str("GFI stage 2")
-        # stage 2 continues from stage 1's weights: the same result as stage="both"
-        gfi_map = gfi.attribute(
-            image, target=target, stage="target", init_weight=stage1_weights,
-            target_steps=target_steps, show_progress=show_progress,
-        )  # fmt: skip
-        seconds["gfi"] = time.perf_counter() - start
-        bar.update()
+        for k, name in enumerate(names):
+            bar.set_postfix_str(f"GFI ({name})")
+            start = time.perf_counter()
+            # both stages in one call: a setting may carry Adam's state across them
+            gfi_maps[name] = gfi.attribute(
+                image, target=target, setting=name, inversion_steps=inversion_steps,
+                target_steps=target_steps, show_progress=show_progress,
+            ).detach()  # fmt: skip
+            seconds["gfi" if k == 0 else f"gfi:{name}"] = time.perf_counter() - start
+            bar.update()
 
         bar.set_postfix_str("LayerGradCam")
         start = time.perf_counter()
@@ -231,16 +276,18 @@ def compute_explanation(
         categories=list(bundle.categories),
         model_name=bundle.name,
         inversion_mask=inversion_mask.detach(),
-        gfi=gfi_map.detach(),
+        gfi=gfi_maps[names[0]],
         grad_cam=grad_cam.detach(),
         integrated_gradients=integrated.detach(),
         seconds=seconds,
+        gfi_maps=gfi_maps,
     )
 
 
 def explanation_panels(explanation: Explanation) -> list[Panel]:
     r"""
-    The five panels of the figure: input, stage-1 mask, GFI, LayerGradCam, IG.
+    The panels of the figure: input, stage-1 mask, one GFI class map per setting,
+    LayerGradCam, IG (five with one setting).
     """
     from captum_gfi.figure import Panel
 
@@ -248,10 +295,18 @@ def explanation_panels(explanation: Explanation) -> list[Panel]:
     target = e.label(e.target)
     top1 = f"predicted: {e.label(e.top1)}"
     explained = top1 if e.target == e.top1 else f"target: {target}"
+    first = next(iter(e.gfi_maps))
     return [
         Panel(f"Input ({e.model_name})\n{top1}"),
-        Panel(f"GFI stage 1 (class-agnostic)\n{top1}", e.inversion_mask, outlier_perc=0),
-        Panel(f"GFI class map\n{explained}", e.gfi, outlier_perc=0),
+        Panel(
+            f"GFI stage 1 (class-agnostic)\n{top1}\nsetting: {first}",
+            e.inversion_mask,
+            outlier_perc=0,
+        ),
+        *(
+            Panel(f"GFI class map\n{explained}\nsetting: {name}", gfi_map, outlier_perc=0)
+            for name, gfi_map in e.gfi_maps.items()
+        ),
         Panel(f"LayerGradCam\n{explained}", e.grad_cam),
         Panel(
             f"IntegratedGradients\n{explained}", e.integrated_gradients.abs(), sign="absolute_value"
@@ -313,21 +368,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="output figure (default: gfi-<image name>.png in the current directory)",
     )
+    parser.add_argument(
+        "--setting",
+        default="paper",
+        metavar="NAME[,NAME...]",
+        help="GFI setting(s), one class-map panel each: "
+        + ", ".join(SETTINGS)
+        + " (default paper; e.g. paper,authors compares the two)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    advanced = parser.add_argument_group("advanced (the GFI step defaults are the paper's)")
+    advanced = parser.add_argument_group("advanced (the GFI step defaults are the setting's)")
     advanced.add_argument(
         "--inversion-steps",
         type=int,
         default=INVERSION_STEPS,
+        action=_GivenSteps,
         metavar="N",
-        help=f"GFI stage-1 steps (default {INVERSION_STEPS})",
+        help=f"GFI stage-1 steps, for every setting (default: the setting's; paper "
+        f"{INVERSION_STEPS})",
     )
     advanced.add_argument(
         "--target-steps",
         type=int,
         default=TARGET_STEPS,
+        action=_GivenSteps,
         metavar="N",
-        help=f"GFI stage-2 steps (default {TARGET_STEPS})",
+        help=f"GFI stage-2 steps, for every setting (default: the setting's; paper {TARGET_STEPS})",
     )
     advanced.add_argument(
         "--ig-steps",
@@ -339,8 +405,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     advanced.add_argument("--dpi", type=int, default=120, help="figure resolution (default 120)")
 
 
+class _GivenSteps(argparse.Action):
+    """Stores the value and records that the option was given: its default (the paper's
+    count) is then not applied to a setting with counts of its own."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given_steps = {*getattr(namespace, "given_steps", ()), self.dest}
+
+
 def run(args: argparse.Namespace) -> int:
     r"""Runs ``captum-gfi explain``; returns the exit status."""
+    names = parse_setting_names(args.setting)  # fails before loading the model
+    given: set[str] = getattr(args, "given_steps", set())
     try:
         bundle = load_model(args.model, args.weights)
         target = parse_target(args.target, bundle.categories)
@@ -358,10 +441,11 @@ def run(args: argparse.Namespace) -> int:
         bundle,
         image,
         target,
-        inversion_steps=args.inversion_steps,
-        target_steps=args.target_steps,
+        inversion_steps=args.inversion_steps if "inversion_steps" in given else None,
+        target_steps=args.target_steps if "target_steps" in given else None,
         ig_steps=args.ig_steps,
         show_progress=not args.no_progress,
+        settings=names,
     )
     try:
         path = render_explanation(explanation, out, dpi=args.dpi)

@@ -40,6 +40,7 @@ from captum_gfi.objectives import (
     inversion_loss,
     target_score,
 )
+from captum_gfi.settings import GFISettings, resolve_setting
 
 #: The stages ``attribute`` can run: Algorithm 1 then 2, Algorithm 1 only, Algorithm 2 only.
 STAGES = ("both", "inversion", "target")
@@ -62,7 +63,9 @@ class GuidedFeatureInversion(LayerAttribution):
        :math:`\Phi` and minimise it on the background-only input
        :math:`\Phi_{bg} = x \odot (1 - m) + p \odot m` (Eq. (4)).
 
-    The defaults are the paper's (Sec. 4.1.1). The attribution is the final mask,
+    The defaults are the paper's (Sec. 4.1.1); ``setting=`` picks another named
+    variant, e.g. ``"authors"`` (what the authors' released code does), see
+    :mod:`captum_gfi.settings`. The attribution is the final mask,
     shape (N, 1, H, W) with values in [0, 1], so it works directly with
     ``captum.attr.visualization`` and ``captum.metrics``.
 
@@ -107,6 +110,10 @@ class GuidedFeatureInversion(LayerAttribution):
     @classmethod
     def from_model(cls, model: nn.Module, arch: str | None = None) -> GuidedFeatureInversion:
         """Build GFI with the paper's layers for a known architecture.
+
+        The same object serves every setting: a setting whose layer rule is l1 = l0
+        (``"authors"``) builds its mask from ``inversion_layer`` (pool5 of VGG-19,
+        the layer main.py uses) and leaves ``layer`` unused.
 
         Args:
             model (torch.nn.Module): a torchvision VGG / ResNet / AlexNet, the
@@ -162,17 +169,18 @@ class GuidedFeatureInversion(LayerAttribution):
         additional_forward_args: Any = None,
         *,
         stage: str = "both",
+        setting: str | GFISettings = "paper",
         baseline: str | Tensor = "blur",
-        inversion_steps: int = 10,
-        target_steps: int = 70,
-        lr: float = 1e-2,
-        gamma: float = 10.0,
-        delta: float = 1.0,
-        lam: float = 1.0,
-        lr_decay_every: int = 10,
-        lr_decay: float = 0.5,
-        init_weight: float | Tensor = 0.1,
-        score: str = "softmax",
+        inversion_steps: int | None = None,
+        target_steps: int | None = None,
+        lr: float | None = None,
+        gamma: float | None = None,
+        delta: float | None = None,
+        lam: float | None = None,
+        lr_decay_every: int | None = None,
+        lr_decay: float | None = None,
+        init_weight: float | Tensor | None = None,
+        score: str | None = None,
         blur_radius: float = 11.0,
         normalization: Normalization | None = None,
         interpolate_mode: str = "bilinear",
@@ -205,29 +213,50 @@ class GuidedFeatureInversion(LayerAttribution):
                         ``"inversion"``: Algorithm 1 only, the class-agnostic
                         inversion mask (no target needed); ``"target"``:
                         Algorithm 2 only, starting from ``init_weight``.
+            setting (str or GFISettings, optional): the variant of GFI: a name in
+                        ``captum_gfi.settings.SETTINGS`` (``"paper"``, the default, or
+                        ``"authors"``) or a :class:`~captum_gfi.settings.GFISettings`.
+                        The arguments below whose default is "the setting's" override
+                        its fields of the same name for this call (None: keep the
+                        setting's value). With ``"authors"`` the mask is built from
+                        ``inversion_layer`` (l1 = l0) and ``stage="both"`` is not the
+                        same as ``"inversion"`` followed by ``"target"`` (one Adam
+                        state runs across both stages).
             baseline (str or Tensor, optional): the background :math:`p`:
                         ``"blur"`` (Gaussian blur of the input, the paper's),
                         ``"mean"`` (ImageNet mean colour; pass ``normalization``),
                         ``"noise"`` (Gaussian noise, seeded by ``seed``), or a
                         tensor broadcastable to ``inputs``.
-            inversion_steps (int, optional): Adam steps of stage 1. Default: 10.
-            target_steps (int, optional): Adam steps of stage 2. Default: 70.
-            lr (float, optional): Adam learning rate of both stages. Default: 1e-2.
-            gamma (float, optional): L1 weight of Eq. (8). Default: 10.
-            delta (float, optional): L1 weight of Eq. (9). Default: 1.
+            inversion_steps (int, optional): Adam steps of stage 1.
+                        Default: the setting's (paper: 10; authors: 11).
+            target_steps (int, optional): Adam steps of stage 2.
+                        Default: the setting's (paper: 70; authors: 69).
+            lr (float, optional): Adam learning rate of both stages.
+                        Default: the setting's (paper and authors: 1e-2).
+            gamma (float, optional): weight of stage 1's prior on the weights,
+                        the L1 weight of Eq. (8). Default: the setting's (paper: 10;
+                        authors: 5, on the squared L2 norm).
+            delta (float, optional): weight of stage 2's prior, the L1 weight of
+                        Eq. (9). Default: the setting's (paper: 1; authors: 2, on the
+                        squared L2 norm).
             lam (float, optional): weight of the background term of Eq. (9).
-                        Default: 1.
-            lr_decay_every (int, optional): stage 2 multiplies the learning rate
-                        by ``lr_decay`` every this many steps. Default: 10.
-            lr_decay (float, optional): Default: 0.5.
+                        Default: the setting's (paper and authors: 1).
+            lr_decay_every (int, optional): the learning rate is multiplied by
+                        ``lr_decay`` every this many steps (paper: in stage 2 only;
+                        authors: from stage 1's first step). Default: the setting's
+                        (paper and authors: 10).
+            lr_decay (float, optional): Default: the setting's (paper and
+                        authors: 0.5).
             init_weight (float or Tensor, optional): initial value of every
                         channel weight, or initial weights of shape (N, C) (or
                         broadcastable to it), e.g. the ``return_weights`` of a
                         ``stage="inversion"`` run to continue with
-                        ``stage="target"``. Default: 0.1.
+                        ``stage="target"``. Default: the setting's (paper and
+                        authors: 0.1).
             score (str, optional): the class score :math:`f_c`: ``"softmax"``
                         (probability, the paper's), ``"sigmoid"`` (multi-label
-                        models) or ``"logit"``.
+                        models) or ``"logit"``. Default: the setting's (paper and
+                        authors: ``"softmax"``).
             blur_radius (float, optional): standard deviation in pixels of the
                         blur background. Default: 11.
             normalization (tuple, optional): ``(mean, std)`` of the model's input
@@ -273,15 +302,22 @@ class GuidedFeatureInversion(LayerAttribution):
             >>> mask = gfi.attribute(images, target=281)  # (N, 1, 224, 224)
         """
         inputs, is_tuple = _validation.unpack_inputs(inputs)
+        s = resolve_setting(
+            setting, inversion_steps=inversion_steps, target_steps=target_steps, lr=lr,
+            gamma=gamma, delta=delta, lam=lam, lr_decay_every=lr_decay_every,
+            lr_decay=lr_decay, score=score,
+            init_weight=None if isinstance(init_weight, Tensor) else init_weight,
+        )  # fmt: skip
         _validation.check_options(
             inputs, stage=stage, target=target, baseline=baseline, normalization=normalization,
-            score=score, interpolate_mode=interpolate_mode, return_layer_mask=return_layer_mask,
+            score=s.score, interpolate_mode=interpolate_mode, return_layer_mask=return_layer_mask,
             expand_channels=expand_channels, seed=seed,
         )  # fmt: skip
         _validation.check_hyperparameters(
-            inversion_steps=inversion_steps, target_steps=target_steps, lr=lr, gamma=gamma,
-            delta=delta, lam=lam, lr_decay_every=lr_decay_every, lr_decay=lr_decay,
-            init_weight=init_weight, blur_radius=blur_radius, dtype=inputs.dtype,
+            inversion_steps=s.inversion_steps, target_steps=s.target_steps, lr=s.lr,
+            gamma=s.gamma, delta=s.delta, lam=s.lam, lr_decay_every=s.lr_decay_every,
+            lr_decay=s.lr_decay, blur_radius=blur_radius, dtype=inputs.dtype,
+            init_weight=init_weight if isinstance(init_weight, Tensor) else s.init_weight,
         )  # fmt: skip
         if stage != "inversion":
             target = _validation.normalize_target(target, inputs.shape[0])
@@ -299,7 +335,7 @@ class GuidedFeatureInversion(LayerAttribution):
                 # clean pass: f^{l1}(x), f^{l0}(x) and the output, computed once
                 with torch.no_grad():
                     base_features, inv_features, output = self._clean_pass(
-                        inputs, args, attribute_to_layer_input
+                        inputs, args, attribute_to_layer_input, s.mask_layer.value
                     )
                 if stage != "inversion":
                     _validation.check_target_range(target, output)
@@ -311,16 +347,19 @@ class GuidedFeatureInversion(LayerAttribution):
                     generator=generator,
                 )
                 size = (inputs.shape[2], inputs.shape[3])
-                weights = self._initial_weights(init_weight, base_features, inputs)
+                init = init_weight if isinstance(init_weight, Tensor) else s.init_weight
+                weights = self._initial_weights(init, base_features, inputs)
+                form = s.mask_form
                 matrices = interpolation_matrices(
-                    base_features.shape[2:], size, interpolate_mode, inputs.dtype, inputs.device
-                )
+                    base_features.shape[2:], size, interpolate_mode, inputs.dtype, inputs.device,
+                    form.align_corners,
+                )  # fmt: skip
 
                 def mask_of(w: Tensor) -> Tensor:  # Eq. (6)-(7) and upsampling
-                    return feature_mask(w, base_features, size, interpolate_mode, matrices)[1]
+                    return feature_mask(w, base_features, size, interpolate_mode, matrices, form)[1]
 
-                total = (inversion_steps if stage != "target" else 0) + (
-                    target_steps if stage != "inversion" else 0
+                total = (s.inversion_steps if stage != "target" else 0) + (
+                    s.target_steps if stage != "inversion" else 0
                 )
                 # gradients for w even when called under torch.no_grad() (as Captum's metrics do)
                 with (
@@ -329,19 +368,20 @@ class GuidedFeatureInversion(LayerAttribution):
                         total=total, desc=self.get_name(), disable=not show_progress, leave=False
                     ) as bar,
                 ):
+                    adam = _ProjectedAdam(weights, s.weight_max, bar)
                     if stage in ("both", "inversion"):
                         weights = self._algorithm1_feature_inversion(
-                            inputs, background, mask_of, inv_features, weights, args,
-                            steps=inversion_steps, lr=lr, gamma=gamma, bar=bar,
-                        )  # fmt: skip
+                            inputs, background, mask_of, inv_features, args, adam, s
+                        )
                     if stage in ("both", "target"):
+                        adam.next_stage(keep_state=s.shared_optimizer)
                         weights = self._algorithm2_class_discriminative(
-                            inputs, background, mask_of, weights, args, target,
-                            steps=target_steps, lr=lr, lam=lam, delta=delta, score=score,
-                            lr_decay_every=lr_decay_every, lr_decay=lr_decay, bar=bar,
-                        )  # fmt: skip
+                            inputs, background, mask_of, args, target, adam, s
+                        )
                 with torch.no_grad():
-                    layer_mask, mask = feature_mask(weights, base_features, size, interpolate_mode)
+                    layer_mask, mask = feature_mask(
+                        weights, base_features, size, interpolate_mode, form=form
+                    )
                 _validation.check_finite_result(weights, layer_mask)
                 _validation.warn_if_degenerate(base_features, inputs, background, layer_mask)
         finally:
@@ -361,43 +401,37 @@ class GuidedFeatureInversion(LayerAttribution):
         background: Tensor,
         mask_of: Callable[[Tensor], Tensor],
         inv_features: Tensor,
-        weights: Tensor,
         args: tuple[Any, ...] | None,
-        *,
-        steps: int,
-        lr: float,
-        gamma: float,
-        bar: tqdm,
+        adam: _ProjectedAdam,
+        s: GFISettings,
     ) -> Tensor:
-        """Algorithm 1: class-agnostic feature inversion, minimising Eq. (8)."""
+        """Algorithm 1: class-agnostic feature inversion, minimising Eq. (8) (or the
+        setting's terms in its place)."""
 
         def loss_fn(w: Tensor) -> Tensor:
             mask = mask_of(w)  # Eq. (6)-(7)
             guided = guided_input(inputs, background, mask)  # Eq. (2)
             features = self._forward_to_inversion_layer(guided, args)
-            return inversion_loss(features, inv_features, w, gamma)  # Eq. (8)
+            return inversion_loss(  # Eq. (8)
+                features, inv_features, w, s.gamma,
+                feature_loss=s.feature_loss, prior=s.inversion_prior, mask=mask,
+            )  # fmt: skip
 
-        return _adam_clipped(weights, loss_fn, steps, lr, None, 1.0, bar)
+        decay = s.lr_decay if s.decay_inversion else 1.0
+        return adam.run(loss_fn, s.inversion_steps, s.lr, s.lr_decay_every, decay)
 
     def _algorithm2_class_discriminative(
         self,
         inputs: Tensor,
         background: Tensor,
         mask_of: Callable[[Tensor], Tensor],
-        weights: Tensor,
         args: tuple[Any, ...] | None,
         target: TargetType,
-        *,
-        steps: int,
-        lr: float,
-        lam: float,
-        delta: float,
-        score: str,
-        lr_decay_every: int,
-        lr_decay: float,
-        bar: tqdm,
+        adam: _ProjectedAdam,
+        s: GFISettings,
     ) -> Tensor:
-        """Algorithm 2: class-discriminative refinement, minimising Eq. (9).
+        """Algorithm 2: class-discriminative refinement, minimising Eq. (9) (or the
+        setting's terms in its place).
 
         The guided and the background-only inputs go through the model as one
         batch of 2N."""
@@ -410,10 +444,12 @@ class GuidedFeatureInversion(LayerAttribution):
             guided = guided_input(inputs, background, mask)  # Eq. (2)
             removed = background_input(inputs, background, mask)  # Eq. (4)
             output = self._forward(torch.cat([guided, removed]), args2).to(inputs.dtype)
-            scores = target_score(output, target2, score)
-            return class_discriminative_loss(scores[:n], scores[n:], w, lam, delta)  # Eq. (9)
+            scores = target_score(output, target2, s.score)
+            return class_discriminative_loss(  # Eq. (9)
+                scores[:n], scores[n:], w, s.lam, s.delta, prior=s.target_prior, mask=mask
+            )
 
-        return _adam_clipped(weights, loss_fn, steps, lr, lr_decay_every, lr_decay, bar)
+        return adam.run(loss_fn, s.target_steps, s.lr, s.lr_decay_every, s.lr_decay)
 
     # ---------------------------------------------------------------- forwards
     _autocast: bool = False
@@ -435,10 +471,18 @@ class GuidedFeatureInversion(LayerAttribution):
         return value if self.reshape_transform is None else self.reshape_transform(value)
 
     def _clean_pass(
-        self, inputs: Tensor, args: tuple[Any, ...] | None, layer_input: bool
+        self,
+        inputs: Tensor,
+        args: tuple[Any, ...] | None,
+        layer_input: bool,
+        mask_layer: str = "layer",
     ) -> tuple[Tensor, Tensor, Tensor]:
+        # mask_layer: the layer rule, the attribute naming the module whose channels form
+        # the mask ("layer", or "inversion_layer" for l1 = l0)
         with LayerTap(
-            [self.layer, self.inversion_layer], use_inputs=[layer_input, False], detach=True
+            [getattr(self, mask_layer), self.inversion_layer],
+            use_inputs=[layer_input, False],
+            detach=True,
         ) as tap:
             output = self._forward(inputs, args)
         names = ("layer", "inversion_layer")
@@ -459,6 +503,64 @@ class GuidedFeatureInversion(LayerAttribution):
         return torch.full(shape, float(init), dtype=inputs.dtype, device=inputs.device)
 
 
+class _ProjectedAdam:
+    """Adam on the channel weights, projected onto ``0 <= w <= weight_max`` after every
+    step (no upper bound if ``weight_max`` is None).
+
+    The per-example losses are summed; Adam is element-wise, so every example
+    follows exactly the trajectory it would follow alone. Its step count ``t``, which
+    also drives the learning-rate schedule, runs on until :meth:`next_stage` resets it:
+    one object serves both stages, with one state (the authors') or a fresh one per
+    stage (the paper's). Gradients are taken with ``torch.autograd.grad`` for the
+    weights only.
+    """
+
+    # torch.optim.Adam's update (defaults betas=(0.9, 0.999), eps=1e-8), written out:
+    # the same float ops, a third of the Python cost per step and no host-device sync
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+
+    def __init__(self, weights: Tensor, weight_max: float | None, bar: tqdm) -> None:
+        self.w = weights.detach().clone().requires_grad_(True)
+        self.exp_avg = torch.zeros_like(weights)
+        self.exp_avg_sq = torch.zeros_like(weights)
+        self.t = 0
+        self.weight_max = weight_max
+        self.bar = bar
+
+    def next_stage(self, keep_state: bool) -> None:
+        """Start the next stage: with the same Adam state and step count, or afresh."""
+        if not keep_state:
+            self.exp_avg.zero_()
+            self.exp_avg_sq.zero_()
+            self.t = 0
+
+    def run(
+        self,
+        loss_fn: Callable[[Tensor], Tensor],
+        steps: int,
+        lr: float,
+        decay_every: int,
+        decay: float,
+    ) -> Tensor:
+        """``steps`` steps at learning rate ``lr * decay ** (t // decay_every)`` at step
+        count t (from 0); returns the weights."""
+        beta1, beta2, eps = self.beta1, self.beta2, self.eps
+        w, exp_avg, exp_avg_sq = self.w, self.exp_avg, self.exp_avg_sq
+        for _ in range(steps):
+            step_lr = lr * decay ** (self.t // decay_every)
+            (grad,) = torch.autograd.grad(loss_fn(w).sum(), w)
+            self.t += 1
+            t = self.t
+            with torch.no_grad():
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
+                w.addcdiv_(exp_avg, denom, value=-step_lr / (1 - beta1**t))
+                w.clamp_(min=0.0, max=self.weight_max)
+            self.bar.update(1)
+        return w.detach()
+
+
 def _adam_clipped(
     weights: Tensor,
     loss_fn: Callable[[Tensor], Tensor],
@@ -468,31 +570,11 @@ def _adam_clipped(
     decay: float,
     bar: tqdm,
 ) -> Tensor:
-    """Adam on the channel weights, clipped to w >= 0 after every step.
-
-    The per-example losses are summed; Adam is element-wise, so every example
-    follows exactly the trajectory it would follow alone. The learning rate is
-    ``lr * decay ** (t // decay_every)`` at step t (constant if ``decay_every`` is
-    None). Gradients are taken with ``torch.autograd.grad`` for the weights only.
-    """
-    # torch.optim.Adam's update (defaults betas=(0.9, 0.999), eps=1e-8), written out:
-    # the same float ops, a third of the Python cost per step and no host-device sync
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    w = weights.detach().clone().requires_grad_(True)
-    exp_avg = torch.zeros_like(weights)
-    exp_avg_sq = torch.zeros_like(weights)
-    for step in range(steps):
-        step_lr = lr * decay ** (step // decay_every) if decay_every is not None else lr
-        (grad,) = torch.autograd.grad(loss_fn(w).sum(), w)
-        t = step + 1
-        with torch.no_grad():
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
-            w.addcdiv_(exp_avg, denom, value=-step_lr / (1 - beta1**t))
-            w.clamp_(min=0.0)
-        bar.update(1)
-    return w.detach()
+    """``steps`` steps of :class:`_ProjectedAdam` from ``weights``, clipped to w >= 0, at
+    learning rate ``lr * decay ** (t // decay_every)`` at step t (constant if
+    ``decay_every`` is None)."""
+    adam = _ProjectedAdam(weights, None, bar)
+    return adam.run(loss_fn, steps, lr, decay_every or 1, decay if decay_every else 1.0)
 
 
 def _target_on_device(target: TargetType, device: torch.device) -> TargetType:

@@ -5,14 +5,19 @@ Guided Feature Inversion", KDD 2018.
 
 * Eq. (6)  ``channel_weighted_map``  M = sum_i w_i f_i^{l1}(x)
 * Eq. (7)  ``minmax_normalize``      (M - min M) / (max M - min M)
+* authors' main.py l.166  ``min_over_max_normalize``  (M - min M) / max M
 * upsampling to the input's resolution: ``upsample_mask``
+* the mask's form (which normalisation, before or after upsampling): ``MaskForm``,
+  ``PAPER_MASK`` (Eq. (6)-(7)) and ``AUTHORS_MASK`` (the authors' main.py)
 * Eq. (2)  ``guided_input``           x * m + p * (1 - m)
 * Eq. (4)  ``background_input``       x * (1 - m) + p * m
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
@@ -50,14 +55,104 @@ def minmax_normalize(mask: Tensor, eps: float = 1e-12) -> Tensor:
     return (mask - low) / (high - low).clamp_min(eps)
 
 
-def upsample_mask(mask: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Tensor:
-    """Upsample an (N, 1, h, w) mask in [0, 1] to ``size``; the result stays in [0, 1]."""
+def min_over_max_normalize(mask: Tensor, eps: float = 1e-12) -> Tensor:
+    r"""The authors' normalisation (main.py l.166): per-example (M - min M) / max M.
+
+    It is in [0, 1] when M >= 0, as on the post-ReLU pooling layer main.py uses; the
+    result is clamped to [0, 1] so signed features (e.g. a batch-norm output) still give
+    a valid mask (for M >= 0 the clamp changes neither the values nor the gradients).
+    A map whose maximum is <= ``eps`` (all weights zero) divides by ``eps``.
+
+    Args:
+        mask (Tensor): shape (N, 1, h, w).
+        eps (float): lower bound on the denominator.
+    """
+    flat = mask.flatten(1)
+    low = flat.amin(dim=1).view(-1, 1, 1, 1)
+    high = flat.amax(dim=1).view(-1, 1, 1, 1)
+    return ((mask - low) / high.clamp_min(eps)).clamp(0.0, 1.0)
+
+
+class MaskNormalization(Enum):
+    """How the channel-weighted map M is normalised; call a member on an (N, 1, h, w) map.
+
+    ``MINMAX``: Eq. (7), :func:`minmax_normalize`; ``MIN_OVER_MAX``: the authors'
+    main.py l.166, :func:`min_over_max_normalize`."""
+
+    #: Eq. (7): (M - min M) / (max M - min M)
+    MINMAX = "minmax"
+    #: the authors' main.py l.166: (M - min M) / max M
+    MIN_OVER_MAX = "min_over_max"
+
+    def __call__(self, mask: Tensor) -> Tensor:
+        return _NORMALIZATIONS[self](mask)
+
+
+_NORMALIZATIONS: dict[MaskNormalization, Callable[[Tensor], Tensor]] = {
+    MaskNormalization.MINMAX: minmax_normalize,
+    MaskNormalization.MIN_OVER_MAX: min_over_max_normalize,
+}
+
+
+@dataclass(frozen=True)
+class MaskForm:
+    r"""How :math:`\omega` and the channels become the input-resolution mask.
+
+    Attributes:
+        normalization (MaskNormalization): the normalisation of M (Eq. (7) or the
+                    authors').
+        after_upsampling (bool): normalise the upsampled map (the authors', main.py
+                    l.163-166) instead of normalising at the layer's resolution and
+                    upsampling the result (the paper's order).
+        align_corners (bool): ``align_corners`` of bilinear / bicubic upsampling: False
+                    (``F.interpolate``'s default) or True (``nn.UpsamplingBilinear2d``,
+                    the authors', main.py l.112).
+    """
+
+    normalization: MaskNormalization = MaskNormalization.MINMAX
+    after_upsampling: bool = False
+    align_corners: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "normalization", MaskNormalization(self.normalization))
+
+
+#: Eq. (6)-(7): min-max normalised at the layer's resolution, then upsampled.
+PAPER_MASK = MaskForm()
+#: The authors' main.py l.157-166: upsampled with ``align_corners=True``, then
+#: (M - min M) / max M over the whole image.
+AUTHORS_MASK = MaskForm(MaskNormalization.MIN_OVER_MAX, after_upsampling=True, align_corners=True)
+
+
+def _align(mode: str, align_corners: bool) -> bool | None:
+    return align_corners if mode in ("bilinear", "bicubic") else None
+
+
+def upsample_mask(
+    mask: Tensor, size: tuple[int, int], mode: str = "bilinear", align_corners: bool = False
+) -> Tensor:
+    """Upsample an (N, 1, h, w) mask in [0, 1] to ``size``; the result stays in [0, 1].
+
+    ``align_corners`` applies to ``"bilinear"`` and ``"bicubic"`` only."""
     if tuple(mask.shape[-2:]) == tuple(size):
         return mask
-    align = False if mode in ("bilinear", "bicubic") else None
-    up = F.interpolate(mask, size=size, mode=mode, align_corners=align)
+    up = _interpolate(mask, size, mode, None, align_corners)
     # bicubic overshoots slightly; the mask is a convex weight, so keep it in [0, 1]
     return up.clamp(0.0, 1.0) if mode == "bicubic" else up
+
+
+def _interpolate(
+    mask: Tensor,
+    size: tuple[int, int],
+    mode: str,
+    matrices: tuple[Tensor, Tensor] | None,
+    align_corners: bool,
+) -> Tensor:
+    """``F.interpolate``, or the same by the two matrices of :func:`interpolation_matrices`."""
+    if matrices is None:
+        return F.interpolate(mask, size=size, mode=mode, align_corners=_align(mode, align_corners))
+    rows, cols = matrices
+    return torch.matmul(torch.matmul(rows, mask), cols.t())
 
 
 def interpolation_matrices(
@@ -66,6 +161,7 @@ def interpolation_matrices(
     mode: str = "bilinear",
     dtype: torch.dtype = torch.float32,
     device: torch.device | None = None,
+    align_corners: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """The upsampling of :func:`upsample_mask` as two matrices, ``rows`` (H, h) and
     ``cols`` (W, w): every mode of :data:`INTERPOLATE_MODES` is separable, so
@@ -76,7 +172,7 @@ def interpolation_matrices(
     ``F.interpolate`` in the optimisation loop: much cheaper, its backward
     above all (``upsample_bilinear2d_backward`` is a scatter on CPU).
     """
-    align = False if mode in ("bilinear", "bicubic") else None
+    align = _align(mode, align_corners)
 
     def axis(n_in: int, n_out: int) -> Tensor:
         eye = torch.eye(n_in, dtype=dtype, device=device).view(n_in, 1, n_in, 1)
@@ -92,22 +188,29 @@ def feature_mask(
     size: tuple[int, int],
     mode: str = "bilinear",
     matrices: tuple[Tensor, Tensor] | None = None,
+    form: MaskForm = PAPER_MASK,
 ) -> tuple[Tensor, Tensor]:
-    """Eq. (6) + Eq. (7) + upsampling.
+    """Eq. (6) + Eq. (7) + upsampling, or another :class:`MaskForm`.
 
-    ``matrices`` (from :func:`interpolation_matrices`, for the same ``size`` and
-    ``mode``) upsample by two matmuls instead of ``F.interpolate``; same result
-    to float rounding.
+    ``matrices`` (from :func:`interpolation_matrices`, for the same ``size``, ``mode``
+    and ``form.align_corners``) upsample by two matmuls instead of ``F.interpolate``;
+    same result to float rounding.
 
     Returns:
         (layer_mask, mask): the normalised mask at the base layer's resolution
-        (N, 1, h, w) and upsampled to ``size`` (N, 1, H, W).
+        (N, 1, h, w) and upsampled to ``size`` (N, 1, H, W). With
+        ``form.after_upsampling`` the two are normalised separately, each at its own
+        resolution.
     """
-    layer_mask = minmax_normalize(channel_weighted_map(weights, features))
-    if matrices is None or tuple(layer_mask.shape[-2:]) == tuple(size):
-        return layer_mask, upsample_mask(layer_mask, size, mode)
-    rows, cols = matrices
-    up = torch.matmul(torch.matmul(rows, layer_mask), cols.t())
+    raw = channel_weighted_map(weights, features)
+    layer_mask = form.normalization(raw)
+    if tuple(layer_mask.shape[-2:]) == tuple(size):
+        return layer_mask, layer_mask
+    if form.after_upsampling:
+        up = _interpolate(raw, size, mode, matrices, form.align_corners)
+        return layer_mask, form.normalization(up)
+    up = _interpolate(layer_mask, size, mode, matrices, form.align_corners)
+    # bicubic overshoots slightly; the mask is a convex weight, so keep it in [0, 1]
     return layer_mask, up.clamp(0.0, 1.0) if mode == "bicubic" else up
 
 

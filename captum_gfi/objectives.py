@@ -5,11 +5,21 @@
 * Eq. (9)  ``class_discriminative_loss``: target-class explanation (Algorithm 2)
       - f_c(Phi(x)) + lambda * f_c(Phi_bg(x)) + delta * || w ||_1
 
-Both return one loss per example, shape (N,). Examples are independent, so the
+Their terms are named members, so a setting (``captum_gfi.settings``) picks them as data:
+
+* ``FeatureLoss``: the data term of stage 1: ``SQUARED_ERROR`` (Eq. (8)) or
+  ``RELATIVE_SQUARED_ERROR`` (the authors' main.py l.24-25, divided by || f^{l0}(x) ||^2)
+* ``Prior``: the penalty on w: ``L1`` (Eq. (8)-(9)) or ``SQUARED_L2`` (the authors'
+  main.py l.17-20, ``alpha_prior(w, 2)`` = sum of w_i^2)
+
+All return one loss per example, shape (N,). Examples are independent, so the
 batch is optimised by summing the per-example losses.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
 
 import torch
 from captum._utils.common import _select_targets
@@ -52,12 +62,83 @@ def l1_norm(weights: Tensor) -> Tensor:
     return weights.sum(dim=1)
 
 
-def inversion_loss(
-    guided_features: Tensor, clean_features: Tensor, weights: Tensor, gamma: float
-) -> Tensor:
-    """Eq. (8): squared L2 distance of the inversion layer's features plus gamma * L1(w)."""
+def squared_l2_norm(weights: Tensor) -> Tensor:
+    """|| w ||_2^2 per example, shape (N,): the authors' prior (main.py l.17-20,
+    ``alpha_prior(w, alpha=2)``, used with weight 5 in stage 1 and 2 in stage 2)."""
+    return weights.pow(2).sum(dim=1)
+
+
+def squared_error(guided_features: Tensor, clean_features: Tensor) -> Tensor:
+    """Eq. (8)'s data term: || f^{l0}(Phi) - f^{l0}(x) ||_2^2 per example, a sum over
+    all of l0's values."""
     diff = (guided_features - clean_features).flatten(1)
-    return diff.pow(2).sum(dim=1) + gamma * l1_norm(weights)
+    return diff.pow(2).sum(dim=1)
+
+
+def relative_squared_error(guided_features: Tensor, clean_features: Tensor) -> Tensor:
+    """The authors' data term (main.py l.24-25, ``perceptual_loss``):
+    || f^{l0}(Phi) - f^{l0}(x) ||_2^2 / || f^{l0}(x) ||_2^2 per example."""
+    reference = clean_features.flatten(1).pow(2).sum(dim=1)
+    return squared_error(guided_features, clean_features) / reference
+
+
+class FeatureLoss(Enum):
+    """The data term of stage 1; call a member on (guided features, clean features).
+
+    ``SQUARED_ERROR``: Eq. (8), :func:`squared_error`; ``RELATIVE_SQUARED_ERROR``: the
+    authors' main.py l.24-25, :func:`relative_squared_error`."""
+
+    #: Eq. (8): || f(Phi) - f(x) ||^2
+    SQUARED_ERROR = "squared_error"
+    #: main.py l.24-25: || f(Phi) - f(x) ||^2 / || f(x) ||^2
+    RELATIVE_SQUARED_ERROR = "relative_squared_error"
+
+    def __call__(self, guided_features: Tensor, clean_features: Tensor) -> Tensor:
+        return _FEATURE_LOSSES[self](guided_features, clean_features)
+
+
+class Prior(Enum):
+    """The penalty on the channel weights; call a member on (weights (N, C), mask).
+
+    ``L1``: Eq. (8)-(9), :func:`l1_norm`; ``SQUARED_L2``: the authors' main.py l.17-20,
+    :func:`squared_l2_norm`. The mask (N, 1, H, W) is passed for priors on the mask
+    itself; these two use the weights only."""
+
+    #: Eq. (8)-(9): || w ||_1 (as sum(w) on w >= 0, see :func:`l1_norm`)
+    L1 = "l1"
+    #: main.py l.17-20: || w ||_2^2
+    SQUARED_L2 = "squared_l2"
+
+    def __call__(self, weights: Tensor, mask: Tensor | None = None) -> Tensor:
+        return _PRIORS[self](weights)
+
+
+_FEATURE_LOSSES: dict[FeatureLoss, Callable[[Tensor, Tensor], Tensor]] = {
+    FeatureLoss.SQUARED_ERROR: squared_error,
+    FeatureLoss.RELATIVE_SQUARED_ERROR: relative_squared_error,
+}
+_PRIORS: dict[Prior, Callable[[Tensor], Tensor]] = {
+    Prior.L1: l1_norm,
+    Prior.SQUARED_L2: squared_l2_norm,
+}
+
+
+def inversion_loss(
+    guided_features: Tensor,
+    clean_features: Tensor,
+    weights: Tensor,
+    gamma: float,
+    *,
+    feature_loss: FeatureLoss = FeatureLoss.SQUARED_ERROR,
+    prior: Prior = Prior.L1,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Eq. (8): squared L2 distance of the inversion layer's features plus gamma * L1(w).
+
+    ``feature_loss`` and ``prior`` replace its two terms (the authors':
+    ``RELATIVE_SQUARED_ERROR`` and ``SQUARED_L2`` with gamma = 5); ``mask`` is passed
+    to the prior."""
+    return feature_loss(guided_features, clean_features) + gamma * prior(weights, mask)
 
 
 def class_discriminative_loss(
@@ -66,6 +147,12 @@ def class_discriminative_loss(
     weights: Tensor,
     lam: float,
     delta: float,
+    *,
+    prior: Prior = Prior.L1,
+    mask: Tensor | None = None,
 ) -> Tensor:
-    """Eq. (9): -f_c(Phi) + lambda * f_c(Phi_bg) + delta * L1(w)."""
-    return -guided_score + lam * background_score + delta * l1_norm(weights)
+    """Eq. (9): -f_c(Phi) + lambda * f_c(Phi_bg) + delta * L1(w).
+
+    ``prior`` replaces L1(w) (the authors': ``SQUARED_L2`` with delta = 2, main.py
+    l.190); ``mask`` is passed to the prior."""
+    return -guided_score + lam * background_score + delta * prior(weights, mask)

@@ -17,6 +17,7 @@ from captum_gfi.explain import (
     compute_explanation,
     default_output_path,
     explanation_panels,
+    parse_setting_names,
     parse_target,
 )
 from captum_gfi.figure import Panel, explanation_figure, save_figure
@@ -249,3 +250,60 @@ def test_explanation_figure_errors() -> None:
         explanation_figure(image, [Panel("m", torch.full((16, 16), float("nan")))])
     with pytest.raises(TypeError, match="image"):
         explanation_figure([1, 2], [Panel("x")])  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------- --setting
+def test_parse_setting_names() -> None:
+    assert parse_setting_names("paper") == ["paper"]
+    assert parse_setting_names(" paper , authors ") == ["paper", "authors"]
+    with pytest.raises(ValueError, match=r"--setting 'ours' is unknown; the settings are \["):
+        parse_setting_names("paper,ours")
+    with pytest.raises(ValueError, match="names a setting twice"):
+        parse_setting_names("paper,paper")
+    with pytest.raises(ValueError, match="at least one name"):
+        parse_setting_names(" , ")
+
+
+def test_explain_steps_default_to_each_settings_own() -> None:
+    args = build_parser().parse_args(["explain", "sample:cat", "--setting", "authors"])
+    assert args.setting == "authors"
+    assert not getattr(args, "given_steps", set())  # 10/70 shown as the paper's, not applied
+    args = build_parser().parse_args(["explain", "sample:cat", "--target-steps", "3"])
+    assert args.given_steps == {"target_steps"} and args.target_steps == 3
+
+
+def test_cli_two_settings_one_panel_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cat-two.png"
+    argv = ["explain", "sample:cat", "--setting", "paper,authors", "--out", str(out), *FAST]
+    assert main(argv) == 0
+    with Image.open(out) as png:
+        width, height = png.size
+    assert width > 4 * height  # six panels in one row
+    assert main(["explain", "sample:cat", "--setting", "paper,ours", *FAST]) == 2
+    assert "--setting 'ours' is unknown" in capsys.readouterr().err
+
+
+def test_compute_explanation_two_settings(cat_explanation: Explanation) -> None:
+    bundle = load_model()
+    image = image_to_tensor(load_sample("cat"), bundle.input_size)
+    e = compute_explanation(
+        bundle, image, inversion_steps=2, target_steps=3, ig_steps=4, settings=("paper", "authors")
+    )
+    assert list(e.gfi_maps) == ["paper", "authors"]
+    assert torch.equal(e.gfi, e.gfi_maps["paper"])
+    assert torch.equal(e.gfi, cat_explanation.gfi)  # the one-setting run's map
+    assert not torch.allclose(e.gfi_maps["authors"], e.gfi, atol=1e-3)
+    assert set(e.seconds) == {
+        "gfi_stage1",
+        "gfi",
+        "gfi:authors",
+        "grad_cam",
+        "integrated_gradients",
+    }
+    titles = [p.title for p in explanation_panels(e)]
+    assert len(titles) == 6
+    assert titles[2].endswith("setting: paper") and titles[3].endswith("setting: authors")
+    with pytest.raises(ValueError, match="unknown setting 'ours'"):
+        compute_explanation(bundle, image, settings=("ours",))
