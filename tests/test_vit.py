@@ -62,7 +62,15 @@ def test_vit_without_reshape_transform_is_refused() -> None:
 
 def test_trained_vit_mask_finds_the_evidence() -> None:
     """A tiny ViT trained (in seconds) to say which quadrant holds a bright square: the GFI
-    mask of the true class puts more of its mass on that quadrant than chance (1/4)."""
+    mask of the true class puts more of its mass on that quadrant than chance (1/4).
+
+    GFI runs in float64 on 48 held-out images. Its optimisation is chaotic where channel
+    weights near 0 (float32 kernel differences between CPUs, e.g. AVX2 vs AVX-512, changed
+    single masks and moved the mean over 16 images from 0.40 to 0.26); the per-image
+    fractions are bimodal (about 0.55 or 0.15), so the mean needs many images. Measured
+    over seeds 0-3, 1 and 2 threads (docs/howto.md): mean 0.33-0.41, true quadrant
+    heaviest in 0.44-0.75 of the images.
+    """
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     vit = tiny_vit(num_classes=4)
@@ -73,8 +81,9 @@ def test_trained_vit_mask_finds_the_evidence() -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    vit.eval()
-    x, y = quadrant_batch(16, generator)
+    vit.eval().double()
+    x, y = quadrant_batch(48, generator)
+    x = x.double()
     with torch.no_grad():
         accuracy = float((vit(x).argmax(dim=1) == y).float().mean())
     assert accuracy >= 0.9
@@ -83,10 +92,11 @@ def test_trained_vit_mask_finds_the_evidence() -> None:
         vit, vit.encoder.layers[-1], reshape_transform=vit_reshape_transform
     )
     mask = gfi.attribute(x, target=y)[:, 0]
-    fractions = []
-    for i in range(len(y)):
-        r, c = divmod(int(y[i]), 2)
-        on_quadrant = mask[i, 16 * r : 16 * r + 16, 16 * c : 16 * c + 16].sum()
-        fractions.append(float(on_quadrant / mask[i].sum().clamp_min(1e-12)))
-    mean_fraction = sum(fractions) / len(fractions)
-    assert mean_fraction > 0.35, fractions
+    # mask mass per quadrant, (N, 4) in the label order (row-major quadrants)
+    quadrants = mask.reshape(-1, 2, 16, 2, 16).sum((2, 4)).flatten(1)
+    fractions = quadrants.gather(1, y[:, None])[:, 0] / quadrants.sum(1).clamp_min(1e-12)
+    mean_fraction = float(fractions.mean())
+    heaviest = float((quadrants.argmax(dim=1) == y).double().mean())
+    # chance: 0.25 for both; measured minima 0.33 and 0.44 (see the docstring)
+    assert mean_fraction > 0.29, fractions.tolist()
+    assert heaviest > 0.35, quadrants.argmax(dim=1).tolist()
