@@ -38,8 +38,9 @@ def test_quantus_agrees_with_our_pointing_and_energy(one_thread: None, batch, me
     q_hits = np.asarray(pg(model=model, x_batch=x, y_batch=y, a_batch=None, s_batch=s,
                            explain_func=explain_func, explain_func_kwargs=kwargs,
                            device="cpu"), dtype=float)  # fmt: skip
-    al = quantus.AttributionLocalisation(abs=False, positive_attributions=True,
-                                         disable_warnings=True, display_progressbar=False)  # fmt: skip
+    al = quantus.AttributionLocalisation(
+        abs=False, positive_attributions=True, disable_warnings=True, display_progressbar=False
+    )
     q_share = np.asarray(al(model=model, x_batch=x, y_batch=y, a_batch=None, s_batch=s,
                             explain_func=explain_func, explain_func_kwargs=kwargs,
                             device="cpu"), dtype=float)  # fmt: skip
