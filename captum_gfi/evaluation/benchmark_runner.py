@@ -307,7 +307,9 @@ def run_cases(
 # --------------------------------------------------------------------------- CLI
 
 
-def _check_config(out: Path, config: dict[str, Any]) -> None:
+def _check_config(out: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` merged with the one already in ``out`` (methods added); refuses a
+    folder holding another run's records."""
     path = out / "config.json"
     if path.is_file():
         old = json.loads(path.read_text())
@@ -319,8 +321,7 @@ def _check_config(out: Path, config: dict[str, Any]) -> None:
             )
         config = {**config, "methods": list(dict.fromkeys(old.get("methods", []) +
                                                            config["methods"]))}  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return config
 
 
 def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
@@ -345,6 +346,11 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
         if not args.report_only:
             from .benchmark_data import build_cases
 
+            config = {"dataset": args.dataset, "model": args.model, "n": args.n,
+                      "seed": args.seed, "min_confidence": min_conf,
+                      "curve_steps": options.curve_steps, "tolerance": options.tolerance,
+                      "methods": list(methods)}  # fmt: skip
+            config = _check_config(out, config)  # before the model loads: fail fast
             if args.threads:
                 torch.set_num_threads(args.threads)
             if args.device:
@@ -360,12 +366,10 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
                     f"--dataset {args.dataset} needs a model of captum_gfi.models "
                     f"(e.g. efficientnet-lite0), got {args.model!r}"
                 )
-            config = {"dataset": args.dataset, "model": args.model, "n": args.n,
-                      "seed": args.seed, "min_confidence": min_conf,
-                      "curve_steps": options.curve_steps, "tolerance": options.tolerance,
-                      "input_size": loaded.input_size, "methods": list(methods)}  # fmt: skip
             if info.is_main:
-                _check_config(out, config)
+                out.mkdir(parents=True, exist_ok=True)
+                config["input_size"] = loaded.input_size
+                (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
             cases, stats = build_cases(args.dataset, loaded, args.n, seed=args.seed,
                                        min_confidence=min_conf)  # fmt: skip
             if info.is_main:
