@@ -7,7 +7,8 @@ Written to the output folder:
   the mean over the evaluated cases with a 95 % percentile bootstrap
   interval (2000 resamples of cases, seed 0) and ``n``; then every method
   minus the reference method (``gradcam`` by default) on the same cases with
-  a paired bootstrap interval of the mean difference;
+  a paired bootstrap interval of the mean difference (``paired.csv``); the
+  same again per kind of case when there are several (``grid2``, ``grid3``);
 - ``records.jsonl`` (every record, ordered) and ``per_case.csv`` (scalars);
 - ``metrics.png``: one panel per metric, a bar per method with CI whiskers;
 - ``gallery.png``: the first 8 cases (input, ground truth, each method's map)
@@ -228,19 +229,23 @@ def markdown_tables(summary: dict[str, Any]) -> str:
 
 def write_csvs(summary: dict[str, Any], records: Sequence[Record], out: Path) -> None:
     """``summary.csv``, ``paired.csv`` and ``per_case.csv``."""
+    parts = [("all", summary), *summary.get("by_kind", {}).items()]
     with (out / "summary.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["method", "metric", "mean", "low", "high", "n"])
-        for m in summary["methods"]:
-            for k, v in summary["metrics"][m].items():
-                w.writerow([m, k, v["mean"], v["low"], v["high"], v["n"]])
+        w.writerow(["kind", "method", "metric", "mean", "low", "high", "n"])
+        for kind, part in parts:
+            for m in part["methods"]:
+                for k, v in part["metrics"][m].items():
+                    w.writerow([kind, m, k, v["mean"], v["low"], v["high"], v["n"]])
     with (out / "paired.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["method", "reference", "metric", "diff", "low", "high", "n", "better"])
-        for m, per in summary["paired"].items():
-            for k, v in per.items():
-                w.writerow([m, summary["reference"], k, v["diff"], v["low"], v["high"], v["n"],
-                            v["better"]])  # fmt: skip
+        w.writerow(["kind", "method", "reference", "metric", "diff", "low", "high", "n",
+                    "better"])  # fmt: skip
+        for kind, part in parts:
+            for m, per in part["paired"].items():
+                for k, v in per.items():
+                    w.writerow([kind, m, part["reference"], k, v["diff"], v["low"], v["high"],
+                                v["n"], v["better"]])  # fmt: skip
     skip = {"wsol_success", "key", "record", *_THUMB_KEYS}
     cols = sorted({k for r in records for k in r if k not in skip})
     with (out / "per_case.csv").open("w", newline="") as fh:
@@ -353,6 +358,12 @@ def write_benchmark_report(
         stats = json.loads((out / "build_stats.json").read_text())
     order = list(methods) if methods else config.get("methods")
     summary = summarize_benchmark(records, order, reference)
+    kinds = sorted({r["kind"] for r in records})
+    if len(kinds) > 1:  # e.g. grid2 and grid3: different chance levels
+        summary["by_kind"] = {
+            k: summarize_benchmark([r for r in records if r["kind"] == k], order, reference)
+            for k in kinds
+        }
     summary["config"] = config
     summary["build_stats"] = stats
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -367,6 +378,9 @@ def write_benchmark_report(
         md += "Build statistics: " + ", ".join(f"{k}={v}" for k, v in stats.items()) + ".\n"
     md += "Mean with 95 % bootstrap CI over cases; n per column is the largest n of a method.\n\n"
     md += markdown_tables(summary)
+    for kind, sub in summary.get("by_kind", {}).items():
+        md += f"\n### Cases of kind `{kind}` only ({sub['n_cases']} cases)\n\n"
+        md += markdown_tables(sub)
     (out / "summary.md").write_text(md)
     plot_metric_bars(summary, out / "metrics.png")
     plot_gallery(cases, records, summary["methods"], out / "gallery.png")

@@ -350,7 +350,8 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
                       "seed": args.seed, "min_confidence": min_conf,
                       "curve_steps": options.curve_steps, "tolerance": options.tolerance,
                       "methods": list(methods)}  # fmt: skip
-            config = _check_config(out, config)  # before the model loads: fail fast
+            if info.is_main:  # before the model loads: fail fast
+                config = _check_config(out, config)
             if args.threads:
                 torch.set_num_threads(args.threads)
             if args.device:
