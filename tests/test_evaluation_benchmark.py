@@ -45,7 +45,7 @@ def _cases(n: int = 7) -> list[Case]:
         mask = torch.zeros(S, S, dtype=torch.bool)
         mask[y0 : y0 + h, x0 : x0 + w] = True
         split = "tune" if i % 3 == 0 else "test"
-        out.append(Case(f"c{i}", "composite", split, image, i % 10, mask,
+        out.append(Case(f"c{i}", "grid2" if i % 2 else "grid3", split, image, i % 10, mask,
                         (x0, y0, x0 + w, y0 + h), 0.5, {"foreground": f"photo{i}"}))  # fmt: skip
     return out
 
@@ -123,6 +123,8 @@ def test_pipeline_records_resume_and_report_only(one_thread: None, tmp_path: Pat
         assert (out / name).stat().st_size > 0
     md = (out / "summary.md").read_text()
     assert "| center |" in md and "Difference to `gradcam`" in md
+    assert sorted(summary["by_kind"]) == ["grid2", "grid3"]  # c1, c5 | c2, c4
+    assert summary["by_kind"]["grid2"]["n_cases"] == 2 and "kind `grid3`" in md
 
     # --report-only regenerates the same summary from the shards alone (no model, no cases)
     (out / "summary.json").unlink()
