@@ -4,7 +4,8 @@ composites|grids`` (cases from :mod:`captum_gfi.evaluation.benchmark_data`).
 Every method explains the same cases in batches of ``--batch-size`` (one
 call per batch and method). Each ``(case, method)`` gives one record with the
 metrics of :mod:`captum_gfi.evaluation.benchmark_metrics` and the seconds per
-case, appended to ``<out>/shards/rank<R>.jsonl`` as soon as its batch is
+case (``seconds``: the method's map; ``curve_seconds``: its insertion and
+deletion curves; ``robust_seconds``: max-sensitivity and infidelity), appended to ``<out>/shards/rank<R>.jsonl`` as soon as its batch is
 done (the resumable shards and ``torchrun`` sharding of
 :mod:`captum_gfi.evaluation.runner`: batches ``i`` with
 ``i % world_size == rank``); each case also gets one ``case`` record
@@ -210,12 +211,15 @@ def evaluate_batch(
         })  # fmt: skip
     sel = [i for i, c in enumerate(cases) if c.case_id in full]
     if sel:
+        t0 = time.perf_counter()
         ins, dele = insertion_deletion(model, images[sel], maps[sel],
                                        [int(cases[i].target) for i in sel],
                                        options.curve_steps, options.curve_batch_size)  # fmt: skip
+        curve_seconds = (time.perf_counter() - t0) / len(sel)
         for j, i in enumerate(sel):
             recs[i]["insertion_auc"] = round(float(ins[j]), 6)
             recs[i]["deletion_auc"] = round(float(dele[j]), 6)
+            recs[i]["curve_seconds"] = curve_seconds
     robust = [i for i in sel if rank[cases[i].case_id] < options.robust_cases]
     if robust:
         x, t = images[robust], targets[robust]
