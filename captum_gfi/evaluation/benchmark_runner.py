@@ -5,8 +5,9 @@ Every method explains the same cases in batches of ``--batch-size`` (one
 call per batch and method). Each ``(case, method)`` gives one record with the
 metrics of :mod:`captum_gfi.evaluation.benchmark_metrics` and the seconds per
 case (``seconds``: the method's map; ``curve_seconds``: its insertion and
-deletion curves; ``robust_seconds``: max-sensitivity and infidelity), appended to ``<out>/shards/rank<R>.jsonl`` as soon as its batch is
-done (the resumable shards and ``torchrun`` sharding of
+deletion curves; ``robust_seconds``: max-sensitivity and infidelity),
+appended to ``<out>/shards/rank<R>.jsonl`` as soon as its batch is done
+(the resumable shards and ``torchrun`` sharding of
 :mod:`captum_gfi.evaluation.runner`: batches ``i`` with
 ``i % world_size == rank``); each case also gets one ``case`` record
 (target, split, box, ground-truth area, source).
