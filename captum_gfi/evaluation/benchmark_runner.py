@@ -30,7 +30,7 @@ import argparse
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,14 +50,12 @@ from .benchmark_metrics import (
 )
 from .captum_metrics import infidelity_score, sensitivity_score
 from .localization import PAPER_ALPHAS
-from .methods import make_method
+from .methods import AttributionFn, make_method
 from .pointing import STANDARD_TOLERANCE
 from .report import Record
 from .runner import ShardWriter, load_model, read_shards
 from .runner import _record_key as record_key
 from .thumbnails import THUMB_SIZE, encode_thumbnail, map_thumbnail
-
-AttributionFn = Callable[[Tensor, Tensor], Tensor]
 
 #: ``--dataset`` values handled here.
 BENCHMARK_DATASETS: tuple[str, ...] = ("composites", "grids")
