@@ -750,8 +750,8 @@ def describe(
     Returns:
         dict[str, Any]: ``{"model", "input_size", "foreground_crops", "foreground_photos":
         {photo: {"split", "crops", "classes"}}, "classes", "composites", "grids"}`` where
-        each kind holds ``tried``, ``kept``, ``per_reason``, ``per_kind``, ``per_split`` and
-        ``seconds``.
+        each kind holds ``tried``, ``kept``, ``kept_per_photo`` (by foreground / target
+        photo), ``per_reason``, ``per_kind``, ``per_split`` and ``seconds``.
     """
     start = time.perf_counter()
     foregrounds = foreground_photos(model)
@@ -774,10 +774,11 @@ def describe(
         if n <= 0:
             continue
         start = time.perf_counter()
-        _, stats = build_cases(kind, model, n, seed)
+        cases, stats = build_cases(kind, model, n, seed)
         summary[kind] = {
             "tried": stats.tried,
             "kept": stats.kept,
+            "kept_per_photo": dict(Counter(c.source["photo"] for c in cases).most_common()),
             "per_reason": stats.per_reason,
             "per_kind": stats.per_kind,
             "per_split": stats.per_split,
