@@ -46,6 +46,7 @@ METRICS: tuple[tuple[str, str, int], ...] = (
     ("sensitivity", "Max-sensitivity", -1),
     ("infidelity", "Infidelity", -1),
     ("seconds", "Seconds / image", -1),
+    ("cpu_seconds", "CPU s / image", -1),
 )
 REFERENCE = "gradcam"
 _THUMB_KEYS = ("thumb_input", "thumb_gt", "thumb_map")
@@ -281,7 +282,7 @@ def plot_metric_bars(summary: dict[str, Any], path: Path) -> bool:
         ax.set_xticks(range(len(ms)), ms, rotation=35, ha="right", fontsize=8)
         ax.set_title(f"{title} ({'higher' if d > 0 else 'lower'} is better)", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-        if k == "seconds":
+        if k in ("seconds", "cpu_seconds"):
             ax.set_yscale("log")
     for ax in list(axes.flat)[len(cols) :]:
         ax.axis("off")
