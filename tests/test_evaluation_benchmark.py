@@ -13,7 +13,7 @@ from torch import Tensor
 
 from captum_gfi.cli import main
 from captum_gfi.evaluation import distributed as D
-from captum_gfi.evaluation.benchmark_report import load_records, write_benchmark_report
+from captum_gfi.evaluation.benchmark_report import load_records, summarize_benchmark
 from captum_gfi.evaluation.benchmark_runner import BenchmarkOptions, plan_cases, run_cases
 from captum_gfi.evaluation.methods import resolve_module
 from captum_gfi.evaluation.runner import toy_convnet
@@ -105,7 +105,11 @@ def test_pipeline_records_resume_and_report_only(one_thread: None, tmp_path: Pat
     assert _strip([again]) == _strip([lost])
     assert _run(out, ["gradcam", "center", "saliency"]) == 7  # a new method: only its records
 
-    summary = write_benchmark_report(out, methods=["gradcam", "center", "saliency"])
+    # --report-only: the report from the shards alone (no model, no cases)
+    args = ["evaluate", "--dataset", "composites", "--report-only", "--out", str(out),
+            "--methods", "gradcam,center,saliency"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["split"] == "test" and summary["n_cases"] == 4
     assert summary["methods"] == ["gradcam", "center", "saliency"]
     assert summary["metrics"]["center"]["pointing_hit"]["n"] == 4
@@ -126,13 +130,9 @@ def test_pipeline_records_resume_and_report_only(one_thread: None, tmp_path: Pat
     assert sorted(summary["by_kind"]) == ["grid2", "grid3"]  # c1, c5 | c2, c4
     assert summary["by_kind"]["grid2"]["n_cases"] == 2 and "kind `grid3`" in md
 
-    # --report-only regenerates the same summary from the shards alone (no model, no cases)
-    (out / "summary.json").unlink()
-    args = ["evaluate", "--dataset", "composites", "--report-only", "--out", str(out),
-            "--methods", "gradcam,center,saliency"]  # fmt: skip
-    assert main(args) == 0
-    again_summary = json.loads((out / "summary.json").read_text())
-    assert again_summary["metrics"] == json.loads(json.dumps(summary["metrics"]))
+    # the report is a function of the records: the same summary without the figures' cost
+    again = summarize_benchmark(load_records(out)[1], ["gradcam", "center", "saliency"])
+    assert json.loads(json.dumps(again["metrics"])) == summary["metrics"]
 
 
 def test_two_ranks_shard_batches_like_one_process(one_thread: None, tmp_path: Path) -> None:
@@ -150,6 +150,40 @@ def test_two_ranks_shard_batches_like_one_process(one_thread: None, tmp_path: Pa
                 np.testing.assert_allclose(rb[k], ra[k], rtol=1e-5, atol=1e-7)
             elif "seconds" not in k:
                 assert ra[k] == rb[k], k
+
+
+@dataclass
+class Stats:
+    kept: int
+    tried: int
+
+
+def test_evaluate_command_line_end_to_end_with_a_tiny_net(
+    one_thread: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import captum_gfi.evaluation.benchmark_data as data
+
+    calls: list[tuple] = []
+
+    def fake_build_cases(kind, model, n, seed=0, min_confidence=0.3):  # type: ignore[no-untyped-def]
+        calls.append((kind, model.input_size, n, seed, min_confidence))
+        return _cases(n), Stats(kept=n, tried=n + 2)
+
+    monkeypatch.setattr(data, "build_cases", fake_build_cases)
+    out = tmp_path / "cli"
+    args = ["evaluate", "--dataset", "grids", "--model", "toy", "--image-size", str(S),
+            "--n", "5", "--seed", "3", "--methods", "gradcam,center", "--batch-size", "2",
+            "--curve-steps", "50", "--max-sensitivity-cases", "1", "--no-progress",
+            "--threads", "1", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert calls == [("grids", S, 5, 3, 0.3)]
+    config = json.loads((out / "config.json").read_text())
+    assert config["methods"] == ["gradcam", "center"] and config["input_size"] == S
+    assert json.loads((out / "build_stats.json").read_text()) == {"kept": 5, "tried": 7}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"] == ["gradcam", "center"] and summary["n_cases"] == 3  # c1 c2 c4
+    assert summary["metrics"]["center"]["sensitivity"]["n"] == 1
+    assert "kept=5" in (out / "summary.md").read_text()
 
 
 def test_resuming_into_another_runs_folder_is_refused(tmp_path: Path) -> None:

@@ -287,7 +287,7 @@ def plot_metric_bars(summary: dict[str, Any], path: Path) -> bool:
     for ax in list(axes.flat)[len(cols) :]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
 
@@ -327,7 +327,7 @@ def plot_gallery(
                 ax.set_title(cols[j], fontsize=7)
         axes[i, 0].set_ylabel(f"{c['kind']} #{c['index']}", fontsize=6)
     fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
 

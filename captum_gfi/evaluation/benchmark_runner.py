@@ -334,6 +334,18 @@ def _check_config(out: Path, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _as_loaded(model: nn.Module, args: argparse.Namespace) -> Any:
+    """A ``LoadedModel`` for a model taking ``[0, 1]`` images itself (``toy``,
+    ``module:callable``): identity normalisation, ``--image-size`` input."""
+    from captum_gfi.models import LoadedModel
+
+    size = args.image_size
+    with torch.no_grad():
+        classes = int(model(torch.zeros(1, 3, size, size)).shape[1])
+    return LoadedModel(model, args.model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), size,
+                       [str(i) for i in range(classes)])  # fmt: skip
+
+
 def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
     """``captum-gfi evaluate --dataset composites|grids``; returns the exit code."""
     from .benchmark_report import write_benchmark_report
@@ -371,12 +383,7 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
             else:
                 device = torch.device("cpu")
             spec = load_model(args)
-            loaded = spec.extra.get("loaded")
-            if loaded is None:
-                raise ValueError(
-                    f"--dataset {args.dataset} needs a model of captum_gfi.models "
-                    f"(e.g. efficientnet-lite0), got {args.model!r}"
-                )
+            loaded = spec.extra.get("loaded") or _as_loaded(spec.model, args)
             if info.is_main:
                 out.mkdir(parents=True, exist_ok=True)
                 config["input_size"] = loaded.input_size

@@ -87,7 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma list of {','.join(PROTOCOLS)}",
     )
     a("--out", default="results", help="output folder (resumed if it holds shards)")
-    a("--image-size", type=int, default=224, help="images are resized to SxS")
+    a(
+        "--image-size",
+        type=int,
+        default=224,
+        help="images are resized to SxS (composites/grids: the model's own input size; this "
+        "only for toy and module:callable models)",
+    )
     a(
         "--target",
         choices=["labels", "predicted"],
