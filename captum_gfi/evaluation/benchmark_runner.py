@@ -263,7 +263,9 @@ def run_cases(
 
     Records already in the shards are kept (a batch is recomputed, whole, only
     for a method with a record missing in it, so a resumed batch has the same
-    composition). Returns the number of records written.
+    composition). Records are never recomputed: resuming with another
+    ``split`` keeps the earlier tune records (without curves) as they are.
+    Returns the number of records written.
 
     Args:
         cases (sequence): benchmark cases, all of the same image size.
