@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 import pytest
 import torch
@@ -213,6 +214,15 @@ def test_grids_ground_truth_and_distinct_classes(colour: LoadedModel) -> None:
         assert case.confidence == pytest.approx(float(p[case.target]), abs=1e-6)
 
 
+def test_max_per_photo_caps_each_photo(constant: LoadedModel) -> None:
+    n_photos = len({f.photo for f in foreground_photos(constant)})
+    cases, stats = build_cases("composites", constant, 100, seed=0, max_per_photo=2)
+    per_photo = Counter(c.source["photo"] for c in cases)
+    assert stats.kept == len(cases) == 2 * n_photos  # stops once every photo is full
+    assert set(per_photo.values()) == {2}
+    assert stats.tried == stats.kept + stats.per_reason.get("photo_quota", 0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -220,6 +230,7 @@ def test_grids_ground_truth_and_distinct_classes(colour: LoadedModel) -> None:
         ({"n": 0}, "n must be a positive int"),
         ({"min_confidence": 1.5}, r"min_confidence must be in \[0, 1\]"),
         ({"max_tries": 0}, "max_tries must be a positive int"),
+        ({"max_per_photo": 0}, "max_per_photo must be a positive int"),
     ],
 )
 def test_build_cases_bad_arguments(

@@ -448,7 +448,8 @@ class BuildStats:
         tried (int): Candidates classified up to the last kept one.
         kept (int): Cases returned.
         per_reason (dict[str, int]): Rejected candidates by reason: ``"low_confidence"``
-                    (composites), ``"not_top5"``, ``"too_few_classes"`` (grids).
+                    (composites), ``"not_top5"``, ``"too_few_classes"`` (grids),
+                    ``"photo_quota"`` (``max_per_photo``).
         per_kind (dict[str, int]): Kept cases by kind (``"composite"``, ``"grid2"``,
                     ``"grid3"``).
         per_split (dict[str, int]): Kept cases by split.
@@ -486,23 +487,26 @@ def _group_by_photo(foregrounds: Sequence[Foreground]) -> dict[str, list[Foregro
     return groups
 
 
-def _pick_foreground(rng: np.random.Generator, groups: dict[str, list[Foreground]]) -> Foreground:
-    """A photo uniformly, then one of its crops uniformly (so no photo dominates)."""
-    photos = list(groups)
+def _pick_foreground(
+    rng: np.random.Generator, groups: dict[str, list[Foreground]], full: frozenset[str]
+) -> Foreground:
+    """A photo uniformly (except those in ``full``), then one of its crops uniformly."""
+    photos = [p for p in groups if p not in full]
     crops = groups[photos[int(rng.integers(len(photos)))]]
     return crops[int(rng.integers(len(crops)))]
 
 
-def _composite_maker(
-    model: LoadedModel, foregrounds: list[Foreground], seed: int
-) -> Callable[[np.random.Generator, int], _Candidate]:
+_Maker = Callable[[np.random.Generator, int, frozenset[str]], _Candidate]
+
+
+def _composite_maker(model: LoadedModel, foregrounds: list[Foreground], seed: int) -> _Maker:
     size = model.input_size
     groups = _group_by_photo(foregrounds)
     backgrounds = {name: _cover(load_photo(name), size) for name in _available(BACKGROUND_PHOTOS)}
     lo, hi = math.ceil(SCALE_RANGE[0] * size), math.floor(SCALE_RANGE[1] * size)
 
-    def make(rng: np.random.Generator, attempt: int) -> _Candidate:
-        fg = _pick_foreground(rng, groups)
+    def make(rng: np.random.Generator, attempt: int, full: frozenset[str]) -> _Candidate:
+        fg = _pick_foreground(rng, groups, full)
         choices = [n for n in backgrounds if n != fg.photo]
         bg_name = choices[int(rng.integers(len(choices)))]
         bg = backgrounds[bg_name]
@@ -540,7 +544,7 @@ def _composite_maker(
 
 def _grid_maker(
     model: LoadedModel, foregrounds: list[Foreground], seed: int
-) -> tuple[Callable[[np.random.Generator, int], _Candidate], tuple[int, ...]]:
+) -> tuple[_Maker, tuple[int, ...]]:
     size = model.input_size
     groups = _group_by_photo(foregrounds)
     # cell candidates: every foreground crop, and every other photo whole (any confidence)
@@ -557,9 +561,9 @@ def _grid_maker(
     n_classes = len({c.target for crops in cells.values() for c in crops})
     sizes = tuple(k for k in (2, 3) if min(n_classes, len(photos)) >= k * k)
 
-    def make(rng: np.random.Generator, attempt: int) -> _Candidate:
+    def make(rng: np.random.Generator, attempt: int, full: frozenset[str]) -> _Candidate:
         k = sizes[attempt % len(sizes)]
-        fg = _pick_foreground(rng, groups)
+        fg = _pick_foreground(rng, groups, full)
         target_cell = int(rng.integers(k * k))
         chosen: list[_Cell] = []
         used = {fg.target}
@@ -608,6 +612,7 @@ def build_cases(
     min_confidence: float = 0.3,
     *,
     max_tries: int | None = None,
+    max_per_photo: int | None = None,
 ) -> tuple[list[BenchmarkCase], BuildStats]:
     r"""
     Builds up to ``n`` benchmark cases of one kind for ``model``, deterministically from
@@ -642,6 +647,12 @@ def build_cases(
                     Default: 0.3
         max_tries (int, optional): Most candidates drawn.
                     Default: None (``20 * n + 100``)
+        max_per_photo (int, optional): Most cases kept per foreground (grids: target)
+                    photo. A photo that has reached it is no longer drawn, so that the few
+                    photos that survive pasting best do not make up most of the cases;
+                    candidates of a full photo already drawn in the same batch are rejected
+                    as ``"photo_quota"``. Building stops early when every photo is full.
+                    Default: None (no cap; photos drawn uniformly)
 
     Returns:
         tuple[list[BenchmarkCase], BuildStats]: The kept cases in the order drawn, and the
@@ -661,6 +672,10 @@ def build_cases(
         max_tries = 20 * n + 100
     if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries <= 0:
         raise ValueError(f"max_tries must be a positive int, got {max_tries!r}")
+    if max_per_photo is not None and (
+        isinstance(max_per_photo, bool) or not isinstance(max_per_photo, int) or max_per_photo <= 0
+    ):
+        raise ValueError(f"max_per_photo must be a positive int or None, got {max_per_photo!r}")
     foregrounds = foreground_photos(model)
     if len({f.photo for f in foregrounds}) < 2:
         raise ValueError(
@@ -679,9 +694,15 @@ def build_cases(
     cases: list[BenchmarkCase] = []
     reasons: Counter[str] = Counter()
     per_kind: Counter[str] = Counter()
+    per_photo: Counter[str] = Counter()
+    n_photos = len({f.photo for f in foregrounds})
     tried = 0
     while len(cases) < n and tried < max_tries:
-        batch = [make(rng, tried + i) for i in range(min(BATCH_SIZE, max_tries - tried))]
+        cap = max_per_photo
+        full = frozenset(p for p, k in per_photo.items() if cap is not None and k >= cap)
+        if len(full) == n_photos:
+            break
+        batch = [make(rng, tried + i, full) for i in range(min(BATCH_SIZE, max_tries - tried))]
         todo = [c for c in batch if c.rejected is None]
         probs = _probabilities(model, torch.stack([c.image for c in todo])) if todo else None
         row = 0
@@ -698,9 +719,13 @@ def build_cases(
                 keep, reason = confidence >= min_confidence, "low_confidence"
             else:
                 keep, reason = candidate.target in p.topk(5).indices.tolist(), "not_top5"
+            photo = candidate.source["photo"]
+            if keep and max_per_photo is not None and per_photo[photo] >= max_per_photo:
+                keep, reason = False, "photo_quota"
             if not keep:
                 reasons[reason] += 1
                 continue
+            per_photo[photo] += 1
             number = per_kind[candidate.kind]
             per_kind[candidate.kind] += 1
             cases.append(
@@ -732,7 +757,11 @@ def build_cases(
 
 
 def describe(
-    model: LoadedModel, n_composites: int = 200, n_grids: int = 200, seed: int = 0
+    model: LoadedModel,
+    n_composites: int = 200,
+    n_grids: int = 200,
+    seed: int = 0,
+    max_per_photo: int | None = None,
 ) -> dict[str, Any]:
     r"""
     A JSON-serialisable summary of the benchmark data for ``model``: its foreground photos
@@ -746,6 +775,8 @@ def describe(
                     Default: 200
         seed (int): Random seed.
                     Default: 0
+        max_per_photo (int, optional): See :func:`build_cases`.
+                    Default: None
 
     Returns:
         dict[str, Any]: ``{"model", "input_size", "foreground_crops", "foreground_photos":
@@ -774,7 +805,7 @@ def describe(
         if n <= 0:
             continue
         start = time.perf_counter()
-        cases, stats = build_cases(kind, model, n, seed)
+        cases, stats = build_cases(kind, model, n, seed, max_per_photo=max_per_photo)
         summary[kind] = {
             "tried": stats.tried,
             "kept": stats.kept,
@@ -795,12 +826,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n-composites", type=int, default=200)
     parser.add_argument("--n-grids", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-per-photo", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from captum_gfi.models import load_model
 
-    summary = describe(load_model(args.model), args.n_composites, args.n_grids, args.seed)
+    summary = describe(
+        load_model(args.model), args.n_composites, args.n_grids, args.seed, args.max_per_photo
+    )
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
