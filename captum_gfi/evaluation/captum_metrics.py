@@ -36,6 +36,7 @@ def infidelity_score(
     noise_std: float = 0.1,
     n_perturb_samples: int = 10,
     seed: int | None = 0,
+    max_examples_per_batch: int | None = None,
 ) -> Tensor:
     r"""
     Captum's infidelity of a method's maps under Gaussian input noise.
@@ -48,6 +49,8 @@ def infidelity_score(
         noise_std (float): standard deviation of the perturbation ``I``.
         n_perturb_samples (int): Monte-Carlo samples.
         seed (int or None): seeds the noise for reproducibility.
+        max_examples_per_batch (int, optional): perturbed examples per forward
+                    pass (Captum's argument; default: all at once).
 
     Returns:
         infidelity (Tensor): ``(N,)``, lower is better.
@@ -70,6 +73,7 @@ def infidelity_score(
         attributions,
         target=target,
         n_perturb_samples=n_perturb_samples,
+        max_examples_per_batch=max_examples_per_batch,
         normalize=True,
     )
 
@@ -81,10 +85,15 @@ def sensitivity_score(
     perturb_radius: float = 0.02,
     n_perturb_samples: int = 10,
     seed: int | None = 0,
+    max_examples_per_batch: int | None = None,
 ) -> Tensor:
     r"""
     Captum's max-sensitivity of a method's maps under uniform noise in an
     L-infinity ball of ``perturb_radius``.
+
+    ``max_examples_per_batch`` bounds the perturbed examples per call of
+    ``attribute`` (Captum's argument; default: all ``N * n_perturb_samples``
+    at once).
 
     Returns:
         sensitivity (Tensor): ``(N,)``, lower is better.
@@ -104,4 +113,5 @@ def sensitivity_score(
         perturb_radius=perturb_radius,
         n_perturb_samples=n_perturb_samples,
         target=target,
+        max_examples_per_batch=max_examples_per_batch,
     )

@@ -4,21 +4,35 @@ Every factory takes the same ``(model, layer, inversion_layer)`` and returns
 ``attribute(inputs, target) -> (N, 1, H, W)`` maps at input resolution, so
 every method goes through the same evaluation pipeline:
 
-- ``gfi``: Guided Feature Inversion mask in ``[0, 1]`` (paper defaults:
-  10 inversion + 70 target steps).
+- ``gfi``: Guided Feature Inversion mask in ``[0, 1]`` with the paper's
+  setting (10 inversion + 70 target steps, seed 0).
+- ``gfi:<setting>``: GFI with a named setting of
+  ``GuidedFeatureInversion.attribute(..., setting=<setting>)``;
+  ``gfi:paper`` is ``gfi``.
 - ``gradcam``: Captum ``LayerGradCam`` on ``layer`` with ReLU, upsampled
   bilinearly to the input size.
 - ``ig``: ``IntegratedGradients`` (black baseline, 32 steps), absolute value
   of the sum over channels.
 - ``saliency``: gradient magnitude, max over channels (Simonyan et al.).
 - ``guided_backprop``: ``GuidedBackprop``, absolute value summed over channels.
-- ``occlusion``: ``Occlusion`` with 16x16 patches (stride 8) of zeros, summed
-  over channels (signed: positive = evidence for the class).
+- ``occlusion``: ``Occlusion`` with square patches of zeros (black) whose side
+  is ``input side / 7`` (32 px at 224, so 13 x 13 = 169 positions), stride half
+  the side, summed over channels (signed: positive = evidence for the class).
+  Coarser than Zeiler & Fergus' sliding window so that it stays affordable in
+  a benchmark (one forward pass per position).
+- ``center``: a centred Gaussian, ``exp(-d^2 / (2 sigma^2))`` with
+  ``sigma = CENTER_SIGMA * side`` (``d`` the distance to the image centre),
+  identical for every image and class: the "center" baseline of the pointing
+  game (TorchRay; Zhang et al.), whose maximum is the central pixel, spread
+  out so that map-based metrics (energy share, top-k, WSOL, insertion and
+  deletion) get a map too. It uses neither the model nor the image content.
+
+Every method takes a batch of ``N`` images and ``N`` targets in one call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from captum.attr import (
@@ -33,11 +47,71 @@ from torch import Tensor, nn
 
 AttributionFn = Callable[[Tensor, Tensor], Tensor]
 
-METHODS: tuple[str, ...] = ("gfi", "gradcam", "ig", "saliency", "guided_backprop", "occlusion")
+#: The method names :func:`make_method` accepts, besides ``gfi:<setting>``.
+METHODS: tuple[str, ...] = (
+    "gfi", "gradcam", "ig", "saliency", "guided_backprop", "occlusion", "center",
+)  # fmt: skip
+#: Standard deviation of the ``center`` baseline, as a fraction of the image side.
+CENTER_SIGMA: float = 0.25
+#: Occlusion window side as a fraction of the input side (32 px at 224 px); stride = half.
+OCCLUSION_WINDOW: float = 1.0 / 7.0
+#: The GFI setting that ``gfi`` (without ``:<setting>``) runs.
+GFI_PAPER_SETTING = "paper"
+
+
+def is_method(name: str) -> bool:
+    """Whether ``name`` is one of :data:`METHODS` or ``gfi:<setting>`` (non-empty)."""
+    return name in METHODS or (name.startswith("gfi:") and len(name) > 4)
+
+
+def check_methods(names: str | Sequence[str], argument: str = "--methods") -> list[str]:
+    r"""
+    Parse and validate method names.
+
+    Args:
+        names (str or sequence of str): a comma list or a sequence of names.
+        argument (str): the argument named in the error message.
+
+    Returns:
+        names (list of str): the names, in order, without duplicates.
+    """
+    items = [v.strip() for v in names.split(",")] if isinstance(names, str) else list(names)
+    items = list(dict.fromkeys(v for v in items if v))
+    bad = [v for v in items if not is_method(v)]
+    if bad or not items:
+        raise ValueError(
+            f"`{argument}` must name methods among {','.join(METHODS)} or gfi:<setting>, "
+            f"got {names!r}"
+        )
+    return items
+
+
+def center_map(inputs: Tensor, sigma: float = CENTER_SIGMA) -> Tensor:
+    r"""
+    The ``center`` baseline: a Gaussian centred on the image, ``(N, 1, H, W)``.
+
+    Args:
+        inputs (Tensor): ``(N, C, H, W)`` images (only the shape is used).
+        sigma (float): standard deviation as a fraction of ``min(H, W)``.
+
+    Returns:
+        maps (Tensor): ``exp(-d^2 / (2 (sigma min(H, W))^2))``, ``1`` at the centre.
+    """
+    if sigma <= 0:
+        raise ValueError(f"`sigma` must be > 0, got {sigma}")
+    n, _, h, w = inputs.shape
+    ys = torch.arange(h, dtype=torch.float32, device=inputs.device) - (h - 1) / 2
+    xs = torch.arange(w, dtype=torch.float32, device=inputs.device) - (w - 1) / 2
+    s = sigma * min(h, w)
+    g = torch.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * s * s))
+    return g.expand(n, 1, h, w).contiguous()
 
 
 def _gfi(
-    model: nn.Module, layer: nn.Module | None, inversion_layer: nn.Module | None
+    model: nn.Module,
+    layer: nn.Module | None,
+    inversion_layer: nn.Module | None,
+    setting: str = GFI_PAPER_SETTING,
 ) -> AttributionFn:
     from captum_gfi import GuidedFeatureInversion  # type: ignore[attr-defined]
 
@@ -49,7 +123,7 @@ def _gfi(
 
     def attribute(inputs: Tensor, target: Tensor) -> Tensor:
         return gfi.attribute(
-            inputs, target=target, inversion_steps=10, target_steps=70, show_progress=False, seed=0
+            inputs, target=target, setting=setting, show_progress=False, seed=0
         ).detach()
 
     return attribute
@@ -65,7 +139,7 @@ def make_method(
     Build the attribution function called ``name``.
 
     Args:
-        name (str): one of :data:`METHODS`.
+        name (str): one of :data:`METHODS`, or ``gfi:<setting>``.
         model (nn.Module): classifier taking ``(N, C, H, W)`` images.
         layer (nn.Module, optional): the conv layer used by ``gfi`` (``l1``)
                     and ``gradcam``; required by ``gradcam``.
@@ -76,6 +150,14 @@ def make_method(
     """
     if name == "gfi":
         return _gfi(model, layer, inversion_layer)
+    if name.startswith("gfi:") and len(name) > 4:
+        return _gfi(model, layer, inversion_layer, name[4:])
+    if name == "center":
+
+        def center(inputs: Tensor, target: Tensor) -> Tensor:
+            return center_map(inputs)
+
+        return center
     if name == "gradcam":
         if layer is None:
             raise ValueError("`layer` is required by method 'gradcam'")
@@ -114,18 +196,19 @@ def make_method(
 
         def occlusion(inputs: Tensor, target: Tensor) -> Tensor:
             c = inputs.shape[1]
+            side = max(2, round(OCCLUSION_WINDOW * min(inputs.shape[-2:])))
             a = occ.attribute(
                 inputs,
                 target=target,
-                sliding_window_shapes=(c, 16, 16),
-                strides=(c, 8, 8),
+                sliding_window_shapes=(c, side, side),
+                strides=(c, side // 2, side // 2),
                 baselines=0.0,
                 perturbations_per_eval=16,
             )
             return a.sum(1, keepdim=True).detach()
 
         return occlusion
-    raise ValueError(f"`name` must be one of {METHODS}, got {name!r}")
+    raise ValueError(f"`name` must be one of {METHODS} or gfi:<setting>, got {name!r}")
 
 
 def resolve_module(model: nn.Module, path: str) -> nn.Module:

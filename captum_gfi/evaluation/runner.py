@@ -1,6 +1,10 @@
 """``captum-gfi evaluate``: every method through the same pipeline on the same
 images, with resumable per-image records and optional ``torchrun`` sharding.
 
+``--dataset composites|grids`` runs the benchmark with exact ground truth
+instead (:mod:`captum_gfi.evaluation.benchmark_runner`), on the same records
+machinery.
+
 Work units are images (for ``wsol``, ``pointing``, ``insertion``, ``deletion``,
 ``infidelity``, ``sensitivity``) and ``n x n`` grids (``grid_pointing``).
 Each ``(unit, method, target)`` record is appended to
@@ -25,10 +29,11 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import distributed as D
+from .benchmark_metrics import CURVE_STEPS
 from .captum_metrics import infidelity_score, sensitivity_score
 from .datasets import Sample, load_dataset, load_image
 from .localization import PAPER_ALPHAS, wsol_success
-from .methods import METHODS, make_method, resolve_module
+from .methods import METHODS, check_methods, make_method, resolve_module
 from .perturbation_curves import SUBSTRATES, perturbation_curve
 from .pointing import STANDARD_TOLERANCE, grid_pointing_score, make_grid, pointing_hit
 from .report import Record, write_report
@@ -47,30 +52,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a(
         "--dataset",
-        choices=["imagenet", "voc07", "folder", "photos"],
+        choices=["imagenet", "voc07", "folder", "photos", "composites", "grids"],
         required=True,
         help="imagenet: ILSVRC val XML boxes; voc07: PASCAL VOC 2007; folder: images + "
-        "boxes.csv; photos: real photos bundled in installed packages (no boxes)",
+        "boxes.csv; photos: real photos bundled in installed packages (no boxes); "
+        "composites / grids: the benchmark with exact ground truth built from those photos",
     )
     a("--root", default=None, help="data set root (not needed for --dataset photos)")
-    a("--split", default="test", help="VOC image set (default: test)")
+    a(
+        "--split",
+        default=None,
+        help="VOC image set (default: test); composites/grids: test (full metrics on the test "
+        "cases, tune cases only choose WSOL's alpha; default), tune or all",
+    )
     a(
         "--model",
         default="efficientnet-lite0",
-        help="efficientnet-lite0 (bundled, ImageNet), torchvision:NAME (weights from --weights "
-        "or the torch hub cache), toy (tiny random-init conv net), or module:callable",
+        help="a captum_gfi.models spec: efficientnet-lite0 (bundled, ImageNet), "
+        "torchvision:NAME (weights from --weights or the torch hub cache), ...; "
+        "toy (tiny random-init conv net), or module:callable",
     )
     a("--weights", default=None, help="weights file for --model torchvision:NAME")
     a("--layer", default=None, help="dotted name of the conv layer for gfi/gradcam")
     a("--inversion-layer", default=None, help="dotted name of GFI's inversion layer l0")
-    a("--methods", default="gfi,gradcam,ig,saliency", help=f"comma list of {','.join(METHODS)}")
+    a(
+        "--methods",
+        default=None,
+        help=f"comma list of {','.join(METHODS)} or gfi:<setting> (default: gfi,gradcam,ig,"
+        "saliency; composites/grids: every method)",
+    )
     a(
         "--protocols",
         default="wsol,pointing,insertion,deletion",
         help=f"comma list of {','.join(PROTOCOLS)}",
     )
     a("--out", default="results", help="output folder (resumed if it holds shards)")
-    a("--image-size", type=int, default=224, help="images are resized to SxS")
+    a(
+        "--image-size",
+        type=int,
+        default=224,
+        help="images are resized to SxS (composites/grids: the model's own input size; this "
+        "only for toy and module:callable models)",
+    )
     a(
         "--target",
         choices=["labels", "predicted"],
@@ -80,8 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a(
         "--min-confidence",
         type=float,
-        default=0.0,
-        help="only use images whose top-1 probability is at least this",
+        default=None,
+        help="only use images whose top-1 probability is at least this (default 0; "
+        "composites/grids: keep a case when p(target) >= this, default 0.3)",
     )
     a("--max-images", type=int, default=None, help="use the first N (selected) images")
     a(
@@ -105,7 +129,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="number of grids (default: one per selected image of a distinct class)",
     )
-    a("--batch-size", type=int, default=32, help="forward batch for perturbation curves")
+    a(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="forward batch for perturbation curves (default 32); composites/grids: cases per "
+        "method call (default 8)",
+    )
+    b = parser.add_argument_group("composites / grids benchmark")
+    b.add_argument("--n", type=int, default=200, help="number of cases to build (default 200)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the case builder (default 0)")
+    b.add_argument(
+        "--max-sensitivity-cases",
+        type=int,
+        default=32,
+        help="max-sensitivity and infidelity on the first N evaluated cases (default 32)",
+    )
+    b.add_argument(
+        "--curve-steps",
+        type=int,
+        default=CURVE_STEPS,
+        help=f"insertion/deletion steps (default {CURVE_STEPS})",
+    )
+    b.add_argument(
+        "--curve-batch-size", type=int, default=32, help="forward batch of the curves (default 32)"
+    )
     a("--threads", type=int, default=None, help="torch.set_num_threads per process")
     a("--device", default=None, help="cpu or cuda (default: cuda when available)")
     a("--no-progress", action="store_true", help="hide the progress bar")
@@ -148,27 +196,27 @@ def load_model(args: argparse.Namespace) -> ModelSpec:
     The model takes images in [0, 1]: the demo and torchvision models come with
     their input normalisation inside (``captum_gfi.models.LoadedModel.classifier``),
     so the perturbation protocols work in pixel space.
+    A model of :func:`captum_gfi.models.load_model` is kept, as a
+    ``LoadedModel``, in ``extra["loaded"]``.
     """
     name: str = args.model
     default_layer: str | None = None
+    extra: dict[str, Any] = {}
     if name == "toy":
         model = toy_convnet()
         default_layer = "3"
-    elif name in ("efficientnet-lite0", "efficientnet_lite0") or name.startswith("torchvision:"):
-        from captum_gfi.models import load_model as load_classifier
-
-        spec = "efficientnet-lite0" if name == "efficientnet_lite0" else name
-        model = load_classifier(spec, getattr(args, "weights", None)).classifier
-    elif ":" in name:
+    elif ":" in name and not name.startswith("torchvision:"):
         import importlib
 
         mod, attr = name.split(":", 1)
         model = getattr(importlib.import_module(mod), attr)()
     else:
-        raise ValueError(
-            "`--model` must be efficientnet-lite0, torchvision:NAME, toy or module:callable, "
-            f"got {name}"
-        )
+        from captum_gfi.models import load_model as load_classifier
+
+        spec = name.replace("_", "-") if name.startswith("efficientnet_") else name
+        loaded = load_classifier(spec, getattr(args, "weights", None))
+        model = loaded.classifier
+        extra["loaded"] = loaded
     model.eval()
     layer = resolve_module(model, args.layer) if args.layer else None
     inv = resolve_module(model, args.inversion_layer) if args.inversion_layer else None
@@ -183,7 +231,7 @@ def load_model(args: argparse.Namespace) -> ModelSpec:
             if default_layer is None:
                 raise
             layer = resolve_module(model, default_layer)
-    return ModelSpec(model, layer, inv)
+    return ModelSpec(model, layer, inv, extra)
 
 
 # --------------------------------------------------------------------------- units
@@ -388,7 +436,18 @@ def _split(value: str, allowed: Sequence[str], name: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation described by ``args``; returns the exit code."""
-    methods = _split(args.methods, METHODS, "--methods")
+    if args.dataset in ("composites", "grids"):
+        from .benchmark_runner import BENCHMARK_METHODS
+        from .benchmark_runner import run as run_benchmark
+
+        return run_benchmark(args, check_methods(args.methods or ",".join(BENCHMARK_METHODS)))
+    methods = check_methods(args.methods or "gfi,gradcam,ig,saliency")
+    if args.split is None:
+        args.split = "test"
+    if args.batch_size is None:
+        args.batch_size = 32
+    if args.min_confidence is None:
+        args.min_confidence = 0.0
     protocols = _split(args.protocols, PROTOCOLS, "--protocols")
     if args.image_size < 8:
         raise ValueError("`--image-size` must be >= 8")

@@ -1,0 +1,419 @@
+"""The benchmark with exact ground truth: ``captum-gfi evaluate --dataset
+composites|grids`` (cases from :mod:`captum_gfi.evaluation.benchmark_data`).
+
+Every method explains the same cases in batches of ``--batch-size`` (one
+call per batch and method). Each ``(case, method)`` gives one record with the
+metrics of :mod:`captum_gfi.evaluation.benchmark_metrics` and the seconds per
+case (``seconds``: the method's map; ``curve_seconds``: its insertion and
+deletion curves; ``robust_seconds``: max-sensitivity and infidelity; each
+also as ``*cpu_seconds``, the process's CPU time, which a busy machine does not
+inflate: with one thread it is the compute time),
+appended to ``<out>/shards/rank<R>.jsonl`` as soon as its batch is done
+(the resumable shards and ``torchrun`` sharding of
+:mod:`captum_gfi.evaluation.runner`: batches ``i`` with
+``i % world_size == rank``); each case also gets one ``case`` record
+(target, split, box, ground-truth area, source).
+
+Which cases get which metrics:
+
+- ``tune`` cases (when the evaluated split is ``test``) only choose WSOL's
+  ``alpha``: their records hold the map metrics (energy share, pointing,
+  top-k, WSOL per alpha) but no insertion/deletion curves.
+- the first ``robust_cases`` cases of the evaluated split also get Captum's
+  max-sensitivity (radius 0.02, 10 samples) and infidelity.
+- the first ``gallery_cases`` cases store 64 x 64 thumbnails of the input,
+  the ground truth and every method's map, so the report's gallery needs
+  nothing but the records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from . import distributed as D
+from .benchmark_metrics import (
+    CURVE_STEPS,
+    energy_share,
+    insertion_deletion,
+    pointing_hits,
+    topk_precision,
+    wsol_successes,
+)
+from .captum_metrics import infidelity_score, sensitivity_score
+from .localization import PAPER_ALPHAS
+from .methods import AttributionFn, make_method
+from .pointing import STANDARD_TOLERANCE
+from .report import Record
+from .runner import ShardWriter, load_model, read_shards
+from .runner import _record_key as record_key
+from .thumbnails import THUMB_SIZE, encode_thumbnail, map_thumbnail
+
+#: ``--dataset`` values handled here.
+BENCHMARK_DATASETS: tuple[str, ...] = ("composites", "grids")
+#: Every method of the benchmark, in report order.
+BENCHMARK_METHODS: tuple[str, ...] = (
+    "gfi", "gradcam", "ig", "saliency", "guided_backprop", "occlusion", "center",
+)  # fmt: skip
+SPLITS: tuple[str, ...] = ("test", "tune", "all")
+#: Options that must match when a run resumes into an existing ``--out``.
+CONFIG_KEYS: tuple[str, ...] = (
+    "dataset", "model", "n", "seed", "min_confidence", "curve_steps", "tolerance",
+)  # fmt: skip
+
+
+class Case(Protocol):
+    """What the runner needs of a :class:`~captum_gfi.evaluation.benchmark_data.BenchmarkCase`."""
+
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def split(self) -> str: ...
+    @property
+    def image(self) -> Tensor: ...
+    @property
+    def target(self) -> int: ...
+    @property
+    def mask(self) -> Tensor: ...
+    @property
+    def box(self) -> tuple[int, int, int, int]: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def source(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    r"""
+    Settings of a benchmark run.
+
+    Args:
+        batch_size (int): cases per method call.
+        curve_steps (int): insertion/deletion steps (at least 50 for RISE-like curves).
+        curve_batch_size (int): perturbed images per forward pass of the curves.
+        tolerance (float): pointing-game tolerance in pixels (TorchRay: 15).
+        robust_cases (int): max-sensitivity and infidelity on the first this many
+                    cases of the evaluated split (``0``: never).
+        gallery_cases (int): thumbnails for the first this many cases.
+        thumb_size (int): thumbnail side in pixels.
+        split (str): ``"test"`` (full metrics on test cases; tune cases only
+                    choose WSOL's alpha), ``"tune"`` or ``"all"``.
+    """
+
+    batch_size: int = 8
+    curve_steps: int = CURVE_STEPS
+    curve_batch_size: int = 32
+    tolerance: float = STANDARD_TOLERANCE
+    robust_cases: int = 32
+    gallery_cases: int = 8
+    thumb_size: int = THUMB_SIZE
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.curve_batch_size < 1:
+            raise ValueError("`batch_size` and `curve_batch_size` must be >= 1")
+        if self.curve_steps < 1:
+            raise ValueError(f"`curve_steps` must be >= 1, got {self.curve_steps}")
+        if self.robust_cases < 0 or self.gallery_cases < 0:
+            raise ValueError("`robust_cases` and `gallery_cases` must be >= 0")
+        if self.split not in SPLITS:
+            raise ValueError(f"`split` must be one of {SPLITS}, got {self.split!r}")
+
+
+def plan_cases(cases: Sequence[Case], split: str) -> tuple[list[Case], set[str], dict[str, int]]:
+    r"""
+    Which cases to run, which of them get every metric, and their order.
+
+    Returns:
+        (cases, full, rank): the cases to run (in the given order), the ids of
+        those that get every metric, and each full case's position among them
+        (the first ``robust_cases`` / ``gallery_cases`` positions get the
+        expensive metrics / thumbnails).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}")
+    run = [c for c in cases if split != "tune" or c.split == "tune"]
+    full = [c for c in run if split != "test" or c.split == "test"]
+    return run, {c.case_id for c in full}, {c.case_id: i for i, c in enumerate(full)}
+
+
+def case_record(case: Case, index: int, model: str, thumbs: bool, thumb_size: int) -> Record:
+    """The ``case`` record: what was explained, and thumbnails for the gallery."""
+    rec: Record = {
+        "key": record_key(case.case_id, "case", case.target), "record": "case",
+        "item": case.case_id, "kind": case.kind, "split": case.split, "index": index,
+        "target": int(case.target), "model": model, "confidence": float(case.confidence),
+        "box": [int(v) for v in case.box], "gt_area": int(case.mask.sum()),
+        "size": list(case.mask.shape),
+        "source": json.loads(json.dumps(case.source, default=str)),
+    }  # fmt: skip
+    if thumbs:
+        rec["thumb_input"] = encode_thumbnail(case.image, thumb_size)
+        rec["thumb_gt"] = encode_thumbnail(case.mask.float(), thumb_size)
+    return rec
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def evaluate_batch(
+    cases: Sequence[Case],
+    method: str,
+    attribute: AttributionFn,
+    model: nn.Module,
+    options: BenchmarkOptions,
+    full: set[str],
+    rank: dict[str, int],
+    device: torch.device,
+    index: dict[str, int],
+    model_name: str = "",
+) -> list[Record]:
+    """One method on one batch of cases: one record per case."""
+    images = torch.stack([c.image for c in cases]).to(device)
+    masks = torch.stack([c.mask for c in cases]).to(device).bool()
+    targets = torch.tensor([int(c.target) for c in cases], device=device)
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    maps = attribute(images, targets).detach()
+    _sync(device)
+    seconds = (time.perf_counter() - t0) / len(cases)
+    cpu_seconds = (time.process_time() - c0) / len(cases)
+    if maps.dim() != 4 or maps.shape[0] != len(cases) or maps.shape[-2:] != images.shape[-2:]:
+        raise ValueError(f"method {method!r} returned maps of shape {tuple(maps.shape)}")
+    maps = maps.sum(1, keepdim=True) if maps.shape[1] != 1 else maps
+    energy = energy_share(maps, masks).cpu()
+    hits = pointing_hits(maps, masks, options.tolerance).cpu()
+    topk = topk_precision(maps, masks).cpu()
+    wsol = wsol_successes(maps, [c.box for c in cases], PAPER_ALPHAS)
+    recs: list[Record] = []
+    for i, c in enumerate(cases):
+        recs.append({
+            "key": record_key(c.case_id, method, c.target), "record": "method",
+            "item": c.case_id, "method": method, "kind": c.kind, "split": c.split,
+            "index": index[c.case_id], "target": int(c.target), "model": model_name,
+            "full": c.case_id in full, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "energy_share": round(float(energy[i]), 6), "pointing_hit": bool(hits[i]),
+            "topk_precision": round(float(topk[i]), 6),
+            "wsol_success": [bool(b) for b in wsol[i]],
+        })  # fmt: skip
+    sel = [i for i, c in enumerate(cases) if c.case_id in full]
+    if sel:
+        t0, c0 = time.perf_counter(), time.process_time()
+        ins, dele = insertion_deletion(model, images[sel], maps[sel],
+                                       [int(cases[i].target) for i in sel],
+                                       options.curve_steps, options.curve_batch_size)  # fmt: skip
+        curve_seconds = (time.perf_counter() - t0) / len(sel)
+        curve_cpu = (time.process_time() - c0) / len(sel)
+        for j, i in enumerate(sel):
+            recs[i]["insertion_auc"] = round(float(ins[j]), 6)
+            recs[i]["deletion_auc"] = round(float(dele[j]), 6)
+            recs[i]["curve_seconds"] = curve_seconds
+            recs[i]["curve_cpu_seconds"] = curve_cpu
+    robust = [i for i in sel if rank[cases[i].case_id] < options.robust_cases]
+    if robust:
+        x, t = images[robust], targets[robust]
+        t0, c0 = time.perf_counter(), time.process_time()
+        per_batch = max(len(robust), options.batch_size)
+        sens = sensitivity_score(attribute, x, t, max_examples_per_batch=per_batch).cpu()
+        infid = infidelity_score(model, attribute, x, t, max_examples_per_batch=per_batch).cpu()
+        spent = (time.perf_counter() - t0) / len(robust)
+        spent_cpu = (time.process_time() - c0) / len(robust)
+        for j, i in enumerate(robust):
+            recs[i]["sensitivity"] = round(float(sens[j]), 6)
+            recs[i]["infidelity"] = float(infid[j])
+            recs[i]["robust_seconds"] = spent
+            recs[i]["robust_cpu_seconds"] = spent_cpu
+    for i in sel:
+        if rank[cases[i].case_id] < options.gallery_cases:
+            recs[i]["thumb_map"] = map_thumbnail(maps[i], options.thumb_size)
+    return recs
+
+
+def run_cases(
+    cases: Sequence[Case],
+    methods: Sequence[str],
+    model: nn.Module,
+    layer: nn.Module | None,
+    inversion_layer: nn.Module | None,
+    out: Path,
+    options: BenchmarkOptions,
+    *,
+    model_name: str = "",
+    device: torch.device | None = None,
+    info: D.DistInfo | None = None,
+    progress: bool = False,
+) -> int:
+    r"""
+    Evaluate ``methods`` on ``cases``, appending records to ``out/shards``.
+
+    Records already in the shards are kept (a batch is recomputed, whole, only
+    for a method with a record missing in it, so a resumed batch has the same
+    composition). Records are never recomputed: resuming with another
+    ``split`` keeps the earlier tune records (without curves) as they are.
+    Returns the number of records written.
+
+    Args:
+        cases (sequence): benchmark cases, all of the same image size.
+        methods (sequence of str): method names (see ``methods.make_method``).
+        model (nn.Module): classifier taking ``[0, 1]`` images.
+        layer, inversion_layer (nn.Module, optional): for GFI / Grad-CAM.
+        out (Path): output folder.
+        options (BenchmarkOptions): settings.
+    """
+    info = info or D.DistInfo()
+    device = device or torch.device("cpu")
+    run, full, rank = plan_cases(cases, options.split)
+    index = {c.case_id: i for i, c in enumerate(cases)}
+    batches = [run[i : i + options.batch_size] for i in range(0, len(run), options.batch_size)]
+    done = set(read_shards(Path(out) / "shards"))
+    mine = [b for _, b in D.shard(batches, info.rank, info.world_size)]
+    attributors: dict[str, AttributionFn] = {}
+    writer = ShardWriter(Path(out) / "shards" / f"rank{info.rank}.jsonl")
+    written = 0
+    bar = tqdm(total=sum(len(b) for b in mine), unit="case", desc=f"benchmark[rank {info.rank}]",
+               position=info.rank, disable=not progress)  # fmt: skip
+    try:
+        for batch in mine:
+            for c in batch:
+                key = record_key(c.case_id, "case", c.target)
+                if key not in done:
+                    thumbs = c.case_id in full and rank[c.case_id] < options.gallery_cases
+                    writer.write(case_record(c, index[c.case_id], model_name, thumbs,
+                                             options.thumb_size))  # fmt: skip
+                    done.add(key)
+                    written += 1
+            for m in methods:
+                if all(record_key(c.case_id, m, c.target) in done for c in batch):
+                    continue
+                if m not in attributors:
+                    attributors[m] = make_method(m, model, layer, inversion_layer)
+                recs = evaluate_batch(batch, m, attributors[m], model, options, full, rank,
+                                      device, index, model_name)  # fmt: skip
+                for rec in recs:
+                    if rec["key"] not in done:
+                        writer.write(rec)
+                        done.add(rec["key"])
+                        written += 1
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        writer.close()
+    return written
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _check_config(out: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` merged with the one already in ``out`` (methods added); refuses a
+    folder holding another run's records."""
+    path = out / "config.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = [k for k in CONFIG_KEYS if k in old and old[k] != config.get(k)]
+        if diff:
+            raise ValueError(
+                f"{out} holds records of another run ({', '.join(f'{k}={old[k]!r}' for k in diff)}"
+                f"); use another --out"
+            )
+        config = {**config, "methods": list(dict.fromkeys(old.get("methods", []) +
+                                                           config["methods"]))}  # fmt: skip
+    return config
+
+
+def _as_loaded(model: nn.Module, args: argparse.Namespace) -> Any:
+    """A ``LoadedModel`` for a model taking ``[0, 1]`` images itself (``toy``,
+    ``module:callable``): identity normalisation, ``--image-size`` input."""
+    from captum_gfi.models import LoadedModel
+
+    size = args.image_size
+    with torch.no_grad():
+        classes = int(model(torch.zeros(1, 3, size, size)).shape[1])
+    return LoadedModel(model, args.model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), size,
+                       [str(i) for i in range(classes)])  # fmt: skip
+
+
+def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
+    """``captum-gfi evaluate --dataset composites|grids``; returns the exit code."""
+    from .benchmark_report import write_benchmark_report
+
+    out = Path(args.out)
+    split = args.split if args.split is not None else "test"
+    if split not in SPLITS:
+        raise ValueError(f"`--split` must be one of {', '.join(SPLITS)} for --dataset "
+                         f"{args.dataset}, got {split!r}")  # fmt: skip
+    options = BenchmarkOptions(
+        batch_size=args.batch_size if args.batch_size is not None else 8,
+        curve_steps=args.curve_steps, curve_batch_size=args.curve_batch_size,
+        tolerance=args.tolerance, robust_cases=args.max_sensitivity_cases, split=split,
+    )  # fmt: skip
+    if args.n < 1:
+        raise ValueError(f"`--n` must be >= 1, got {args.n}")
+    min_conf = args.min_confidence if args.min_confidence is not None else 0.3
+    info = D.init_from_env()
+    try:
+        if not args.report_only:
+            from .benchmark_data import build_cases
+
+            config = {"dataset": args.dataset, "model": args.model, "n": args.n,
+                      "seed": args.seed, "min_confidence": min_conf,
+                      "curve_steps": options.curve_steps, "tolerance": options.tolerance,
+                      "methods": list(methods)}  # fmt: skip
+            if info.is_main:  # before the model loads: fail fast
+                config = _check_config(out, config)
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            if args.device:
+                device = torch.device(args.device)
+            elif torch.cuda.is_available():
+                device = torch.device("cuda", info.local_rank)
+            else:
+                device = torch.device("cpu")
+            spec = load_model(args)
+            loaded = spec.extra.get("loaded") or _as_loaded(spec.model, args)
+            if info.is_main:
+                out.mkdir(parents=True, exist_ok=True)
+                config["input_size"] = loaded.input_size
+                (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+            cases, stats = build_cases(args.dataset, loaded, args.n, seed=args.seed,
+                                       min_confidence=min_conf)  # fmt: skip
+            if info.is_main:
+                stats_dict = (
+                    dataclasses.asdict(stats)
+                    if dataclasses.is_dataclass(stats) and not isinstance(stats, type)
+                    else {}
+                )
+                (out / "build_stats.json").write_text(
+                    json.dumps(json.loads(json.dumps(stats_dict, default=str)), indent=2,
+                               sort_keys=True) + "\n"
+                )  # fmt: skip
+            D.barrier(info)
+            model = spec.model.to(device)
+            for param in model.parameters():
+                param.requires_grad_(False)
+            run_cases(cases, methods, model, spec.layer, spec.inversion_layer, out, options,
+                      model_name=args.model, device=device, info=info,
+                      progress=not args.no_progress)  # fmt: skip
+        D.barrier(info)
+        if info.is_main:
+            write_benchmark_report(out, methods=methods if args.methods else None)
+            print((out / "summary.md").read_text())
+        D.barrier(info)
+    finally:
+        D.finish(info)
+    return 0

@@ -1,0 +1,70 @@
+"""Quantus 0.6 runs the benchmark's methods through our explain_func and agrees
+with our own pointing game and energy share on the same maps."""
+
+import numpy as np
+import pytest
+import torch
+
+from captum_gfi.evaluation.benchmark_metrics import energy_share, pointing_hits
+from captum_gfi.evaluation.quantus_adapter import explain_func
+from captum_gfi.evaluation.runner import toy_convnet
+
+quantus = pytest.importorskip("quantus")
+
+N, S = 8, 24
+
+
+@pytest.fixture()
+def batch() -> tuple[torch.nn.Module, np.ndarray, np.ndarray, np.ndarray]:
+    model = toy_convnet()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(N, 3, S, S, generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    masks = np.zeros((N, 1, S, S), dtype=np.float32)
+    for i in range(N):  # a rectangle per image, at varying places
+        r, c = (3 * i) % 12, (5 * i) % 12
+        masks[i, 0, r : r + 9, c : c + 11] = 1
+    return model, x.numpy(), y.numpy(), masks
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradcam", "ig", "gfi"])
+def test_quantus_agrees_with_our_pointing_and_energy(one_thread: None, batch, method) -> None:
+    model, x, y, s = batch
+    kwargs = {"method": method, "layer": "3"}
+    a = explain_func(model, x, y, **kwargs)
+    assert a.shape == (N, 1, S, S) and a.dtype == np.float32
+    pg = quantus.PointingGame(disable_warnings=True, display_progressbar=False)
+    q_hits = np.asarray(pg(model=model, x_batch=x, y_batch=y, a_batch=None, s_batch=s,
+                           explain_func=explain_func, explain_func_kwargs=kwargs,
+                           device="cpu"), dtype=float)  # fmt: skip
+    al = quantus.AttributionLocalisation(
+        abs=False, positive_attributions=True, disable_warnings=True, display_progressbar=False
+    )
+    q_share = np.asarray(al(model=model, x_batch=x, y_batch=y, a_batch=None, s_batch=s,
+                            explain_func=explain_func, explain_func_kwargs=kwargs,
+                            device="cpu"), dtype=float)  # fmt: skip
+    maps, masks = torch.from_numpy(a), torch.from_numpy(s[:, 0] > 0)
+    ours_hits = pointing_hits(maps, masks, tolerance=0).numpy()
+    ours_share = energy_share(maps, masks).numpy()
+    # Quantus counts a hit when any tied maximum is in the mask; ours takes the first
+    # maximum: compare where the maximum is unique (all of them for these methods).
+    flat = a.reshape(N, -1)
+    unique = (flat == flat.max(1, keepdims=True)).sum(1) == 1
+    assert unique.sum() >= N // 2
+    np.testing.assert_array_equal(q_hits[unique], ours_hits[unique].astype(float))
+    np.testing.assert_allclose(q_share, ours_share, rtol=1e-5, atol=1e-7)
+    assert 0 < ours_share.mean() < 1  # non-trivial maps
+
+
+def test_explain_func_center_and_bad_arguments(batch) -> None:
+    model, x, y, _ = batch
+    a = explain_func(model, x, y, method="center")
+    assert a.shape == (N, 1, S, S)
+    np.testing.assert_allclose(a[0], a[-1])  # the same map for every image
+    with pytest.raises(ValueError, match="method"):
+        explain_func(model, x, y, method="lime")
+    with pytest.raises(TypeError, match="unexpected"):
+        explain_func(model, x, y, method="center", steps=3)
+    with pytest.raises(ValueError, match="targets"):
+        explain_func(model, x, y[:3], method="saliency")
