@@ -69,6 +69,7 @@ SPLITS: tuple[str, ...] = ("test", "tune", "all")
 #: Options that must match when a run resumes into an existing ``--out``.
 CONFIG_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "curve_steps", "tolerance",
+    "max_per_photo",
 )  # fmt: skip
 
 
@@ -372,6 +373,7 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
 
             config = {"dataset": args.dataset, "model": args.model, "n": args.n,
                       "seed": args.seed, "min_confidence": min_conf,
+                      "max_per_photo": args.max_per_photo,
                       "curve_steps": options.curve_steps, "tolerance": options.tolerance,
                       "methods": list(methods)}  # fmt: skip
             if info.is_main:  # before the model loads: fail fast
@@ -391,7 +393,8 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
                 config["input_size"] = loaded.input_size
                 (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
             cases, stats = build_cases(args.dataset, loaded, args.n, seed=args.seed,
-                                       min_confidence=min_conf)  # fmt: skip
+                                       min_confidence=min_conf,
+                                       max_per_photo=args.max_per_photo)  # fmt: skip
             if info.is_main:
                 stats_dict = (
                     dataclasses.asdict(stats)

@@ -140,6 +140,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--n", type=int, default=200, help="number of cases to build (default 200)")
     b.add_argument("--seed", type=int, default=0, help="seed of the case builder (default 0)")
     b.add_argument(
+        "--max-per-photo",
+        type=int,
+        default=None,
+        help="keep at most this many cases per foreground photo (default: no cap); balances "
+        "the few photos that survive pasting best",
+    )
+    b.add_argument(
         "--max-sensitivity-cases",
         type=int,
         default=32,
