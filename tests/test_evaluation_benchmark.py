@@ -165,7 +165,7 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
 
     calls: list[tuple] = []
 
-    def fake_build_cases(kind, model, n, seed=0, min_confidence=0.3):  # type: ignore[no-untyped-def]
+    def fake_build_cases(kind, model, n, seed=0, min_confidence=0.3, max_per_photo=None):  # type: ignore[no-untyped-def]
         calls.append((kind, model.input_size, n, seed, min_confidence))
         return _cases(n), Stats(kept=n, tried=n + 2)
 
