@@ -184,6 +184,16 @@ def check_init_weight(init_weight: Any) -> None:
         )
 
 
+def check_weight_init(init: str, init_weight: Any, target: Any) -> None:
+    """A setting that starts from Grad-CAM's channel weights needs the target (unless the
+    weights are given as a tensor)."""
+    if init == "gradcam" and target is None and not isinstance(init_weight, Tensor):
+        raise ValueError(
+            "this setting starts from Grad-CAM's channel weights (init='gradcam'), which need "
+            "a target; pass target=, or init_weight= as a tensor of shape (N, C)"
+        )
+
+
 def check_init_weight_shape(init_weight: Tensor, shape: Sequence[int]) -> None:
     """A tensor ``init_weight`` must broadcast to the channel weights' shape (N, C)."""
     try:

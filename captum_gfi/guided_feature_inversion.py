@@ -40,7 +40,7 @@ from captum_gfi.objectives import (
     inversion_loss,
     target_score,
 )
-from captum_gfi.settings import GFISettings, resolve_setting
+from captum_gfi.settings import GFISettings, WeightInit, resolve_setting
 
 #: The stages ``attribute`` can run: Algorithm 1 then 2, Algorithm 1 only, Algorithm 2 only.
 STAGES = ("both", "inversion", "target")
@@ -319,6 +319,7 @@ class GuidedFeatureInversion(LayerAttribution):
             lr_decay=s.lr_decay, blur_radius=blur_radius, dtype=inputs.dtype,
             init_weight=init_weight if isinstance(init_weight, Tensor) else s.init_weight,
         )  # fmt: skip
+        _validation.check_weight_init(s.init.value, init_weight, target)
         if stage != "inversion":
             target = _validation.normalize_target(target, inputs.shape[0])
         inputs = inputs.detach()
@@ -347,8 +348,13 @@ class GuidedFeatureInversion(LayerAttribution):
                     generator=generator,
                 )
                 size = (inputs.shape[2], inputs.shape[3])
-                init = init_weight if isinstance(init_weight, Tensor) else s.init_weight
-                weights = self._initial_weights(init, base_features, inputs)
+                if isinstance(init_weight, Tensor) or s.init is WeightInit.CONSTANT:
+                    init = init_weight if isinstance(init_weight, Tensor) else s.init_weight
+                    weights = self._initial_weights(init, base_features, inputs)
+                else:
+                    weights = self._gradcam_weights(
+                        inputs, args, target, s.mask_layer.value, attribute_to_layer_input
+                    )
                 form = s.mask_form
                 matrices = interpolation_matrices(
                     base_features.shape[2:], size, interpolate_mode, inputs.dtype, inputs.device,
@@ -368,7 +374,7 @@ class GuidedFeatureInversion(LayerAttribution):
                         total=total, desc=self.get_name(), disable=not show_progress, leave=False
                     ) as bar,
                 ):
-                    adam = _ProjectedAdam(weights, s.weight_max, bar)
+                    adam = _ProjectedAdam(weights, s.weight_min, s.weight_max, bar)
                     if stage in ("both", "inversion"):
                         weights = self._algorithm1_feature_inversion(
                             inputs, background, mask_of, inv_features, args, adam, s
@@ -493,6 +499,28 @@ class GuidedFeatureInversion(LayerAttribution):
         _validation.check_clean_pass(values, names, output, inputs)
         return values[0], values[1], output
 
+    def _gradcam_weights(
+        self,
+        inputs: Tensor,
+        args: tuple[Any, ...] | None,
+        target: TargetType,
+        mask_layer: str,
+        layer_input: bool,
+    ) -> Tensor:
+        """Grad-CAM's channel weights (Selvaraju et al. 2017, Eq. (1)): the spatial mean of
+        the gradient of the target's logit with respect to the mask layer's channels, one
+        forward and one backward pass; divided by their largest magnitude per example."""
+        with (
+            torch.enable_grad(),
+            LayerTap([getattr(self, mask_layer)], use_inputs=[layer_input]) as tap,
+        ):
+            output = self._forward(inputs.detach().requires_grad_(True), args)
+        features = self._as_map(cast(Tensor, tap.values[0]))
+        logit = target_score(output, _target_on_device(target, inputs.device), "logit")
+        (grad,) = torch.autograd.grad(logit.sum(), features)
+        weights = grad.mean(dim=(2, 3)).detach().to(inputs.dtype)
+        return weights / weights.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+
     @staticmethod
     def _initial_weights(init: float | Tensor, base_features: Tensor, inputs: Tensor) -> Tensor:
         """The start of the channel weights, (N, C): ``init`` everywhere or broadcast."""
@@ -504,8 +532,8 @@ class GuidedFeatureInversion(LayerAttribution):
 
 
 class _ProjectedAdam:
-    """Adam on the channel weights, projected onto ``0 <= w <= weight_max`` after every
-    step (no upper bound if ``weight_max`` is None).
+    """Adam on the channel weights, projected onto ``weight_min <= w <= weight_max`` after
+    every step (a bound that is None is no bound; the paper's: ``w >= 0``).
 
     The per-example losses are summed; Adam is element-wise, so every example
     follows exactly the trajectory it would follow alone. Its step count ``t``, which
@@ -519,12 +547,15 @@ class _ProjectedAdam:
     # the same float ops, a third of the Python cost per step and no host-device sync
     beta1, beta2, eps = 0.9, 0.999, 1e-8
 
-    def __init__(self, weights: Tensor, weight_max: float | None, bar: tqdm) -> None:
+    def __init__(
+        self, weights: Tensor, weight_min: float | None, weight_max: float | None, bar: tqdm
+    ) -> None:
         self.w = weights.detach().clone().requires_grad_(True)
         self.exp_avg = torch.zeros_like(weights)
         self.exp_avg_sq = torch.zeros_like(weights)
         self.t = 0
-        self.weight_max = weight_max
+        self.weight_min, self.weight_max = weight_min, weight_max
+        self.bounded = weight_min is not None or weight_max is not None
         self.bar = bar
 
     def next_stage(self, keep_state: bool) -> None:
@@ -556,7 +587,8 @@ class _ProjectedAdam:
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
                 w.addcdiv_(exp_avg, denom, value=-step_lr / (1 - beta1**t))
-                w.clamp_(min=0.0, max=self.weight_max)
+                if self.bounded:
+                    w.clamp_(min=self.weight_min, max=self.weight_max)
             self.bar.update(1)
         return w.detach()
 
@@ -573,7 +605,7 @@ def _adam_clipped(
     """``steps`` steps of :class:`_ProjectedAdam` from ``weights``, clipped to w >= 0, at
     learning rate ``lr * decay ** (t // decay_every)`` at step t (constant if
     ``decay_every`` is None)."""
-    adam = _ProjectedAdam(weights, None, bar)
+    adam = _ProjectedAdam(weights, 0.0, None, bar)
     return adam.run(loss_fn, steps, lr, decay_every or 1, decay if decay_every else 1.0)
 
 

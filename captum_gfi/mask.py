@@ -73,16 +73,33 @@ def min_over_max_normalize(mask: Tensor, eps: float = 1e-12) -> Tensor:
     return ((mask - low) / high.clamp_min(eps)).clamp(0.0, 1.0)
 
 
+def relu_max_normalize(mask: Tensor, eps: float = 1e-12) -> Tensor:
+    r"""Grad-CAM's form: per-example ReLU(M) / max ReLU(M), for signed channel weights.
+
+    Unlike Eq. (7) it keeps the map's zero: channels weighted negatively switch regions
+    off instead of shifting the whole map. A map with no positive value gives zeros.
+
+    Args:
+        mask (Tensor): shape (N, 1, h, w).
+        eps (float): lower bound on the denominator.
+    """
+    positive = torch.relu(mask)
+    return positive / positive.flatten(1).amax(dim=1).view(-1, 1, 1, 1).clamp_min(eps)
+
+
 class MaskNormalization(Enum):
     """How the channel-weighted map M is normalised; call a member on an (N, 1, h, w) map.
 
     ``MINMAX``: Eq. (7), :func:`minmax_normalize`; ``MIN_OVER_MAX``: the authors'
-    main.py l.166, :func:`min_over_max_normalize`."""
+    main.py l.166, :func:`min_over_max_normalize`; ``RELU_MAX``: Grad-CAM's,
+    :func:`relu_max_normalize`."""
 
     #: Eq. (7): (M - min M) / (max M - min M)
     MINMAX = "minmax"
     #: the authors' main.py l.166: (M - min M) / max M
     MIN_OVER_MAX = "min_over_max"
+    #: Grad-CAM's: ReLU(M) / max ReLU(M)
+    RELU_MAX = "relu_max"
 
     def __call__(self, mask: Tensor) -> Tensor:
         return _NORMALIZATIONS[self](mask)
@@ -91,6 +108,7 @@ class MaskNormalization(Enum):
 _NORMALIZATIONS: dict[MaskNormalization, Callable[[Tensor], Tensor]] = {
     MaskNormalization.MINMAX: minmax_normalize,
     MaskNormalization.MIN_OVER_MAX: min_over_max_normalize,
+    MaskNormalization.RELU_MAX: relu_max_normalize,
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 import torch
 from captum._utils.common import _select_targets
@@ -27,17 +28,20 @@ from captum._utils.typing import TargetType
 from torch import Tensor
 
 #: How the model's output is turned into the class score f_c.
-SCORES = ("softmax", "sigmoid", "logit")
+SCORES = ("softmax", "log_softmax", "sigmoid", "logit")
 
 
 def class_scores(output: Tensor, score: str = "softmax") -> Tensor:
     """Turn the model's raw output into class scores.
 
     ``"softmax"`` (the paper's f_c, a probability; normalised over dim 1, the
-    class dimension), ``"sigmoid"`` (multi-label models) or ``"logit"`` (raw).
+    class dimension), ``"log_softmax"`` (its logarithm: no saturation near 0 or 1),
+    ``"sigmoid"`` (multi-label models) or ``"logit"`` (raw).
     """
     if score == "softmax":
         return torch.softmax(output, dim=1)
+    if score == "log_softmax":
+        return torch.log_softmax(output, dim=1)
     if score == "sigmoid":
         return torch.sigmoid(output)
     if score == "logit":
@@ -82,6 +86,14 @@ def relative_squared_error(guided_features: Tensor, clean_features: Tensor) -> T
     return squared_error(guided_features, clean_features) / reference
 
 
+def mask_area(mask: Tensor) -> Tensor:
+    """mean(m) per example, shape (N,): the share of the input the mask keeps, the
+    original form of Eq. (5)'s sparsity prior (on the mask, not on w). Unlike
+    ||w||_1 it cannot be lowered by shrinking w when the mask is scale-invariant
+    in w (Eq. (7), ReLU / max)."""
+    return mask.flatten(1).mean(dim=1)
+
+
 class FeatureLoss(Enum):
     """The data term of stage 1; call a member on (guided features, clean features).
 
@@ -101,25 +113,30 @@ class Prior(Enum):
     """The penalty on the channel weights; call a member on (weights (N, C), mask).
 
     ``L1``: Eq. (8)-(9), :func:`l1_norm`; ``SQUARED_L2``: the authors' main.py l.17-20,
-    :func:`squared_l2_norm`. The mask (N, 1, H, W) is passed for priors on the mask
-    itself; these two use the weights only."""
+    :func:`squared_l2_norm`; ``MASK_AREA``: :func:`mask_area`, a prior on the mask
+    (N, 1, H, W) itself."""
 
     #: Eq. (8)-(9): || w ||_1 (as sum(w) on w >= 0, see :func:`l1_norm`)
     L1 = "l1"
     #: main.py l.17-20: || w ||_2^2
     SQUARED_L2 = "squared_l2"
+    #: mean(m): the area of the mask (Eq. (5)'s prior on the mask)
+    MASK_AREA = "mask_area"
 
     def __call__(self, weights: Tensor, mask: Tensor | None = None) -> Tensor:
-        return _PRIORS[self](weights)
+        if self is Prior.MASK_AREA and mask is None:
+            raise ValueError("the mask_area prior needs the mask")
+        return _PRIORS[self](weights, mask)
 
 
 _FEATURE_LOSSES: dict[FeatureLoss, Callable[[Tensor, Tensor], Tensor]] = {
     FeatureLoss.SQUARED_ERROR: squared_error,
     FeatureLoss.RELATIVE_SQUARED_ERROR: relative_squared_error,
 }
-_PRIORS: dict[Prior, Callable[[Tensor], Tensor]] = {
-    Prior.L1: l1_norm,
-    Prior.SQUARED_L2: squared_l2_norm,
+_PRIORS: dict[Prior, Callable[[Tensor, Any], Tensor]] = {
+    Prior.L1: lambda weights, mask: l1_norm(weights),
+    Prior.SQUARED_L2: lambda weights, mask: squared_l2_norm(weights),
+    Prior.MASK_AREA: lambda weights, mask: mask_area(mask),
 }
 
 

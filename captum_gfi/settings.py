@@ -34,6 +34,7 @@ __all__ = [
     "GFISettings",
     "MaskLayer",
     "PassCount",
+    "WeightInit",
     "get_setting",
     "register_setting",
     "resolve_setting",
@@ -55,8 +56,23 @@ class MaskLayer(Enum):
     INVERSION_LAYER = "inversion_layer"
 
 
+class WeightInit(Enum):
+    r"""Where :math:`\omega` starts.
+
+    ``CONSTANT``: every weight ``init_weight`` (0.1 in the paper and main.py l.151);
+    ``GRADCAM``: Grad-CAM's channel weights for the target (the spatial mean of the
+    gradient of the target's logit with respect to the mask layer's channels), divided
+    by their largest magnitude: one extra forward + backward pass, and a target is
+    needed."""
+
+    #: every weight ``init_weight``
+    CONSTANT = "constant"
+    #: Grad-CAM's channel weights / max |w| (signed)
+    GRADCAM = "gradcam"
+
+
 class PassCount(NamedTuple):
-    """Passes through the model per image of one ``attribute`` call (``stage="both"``).
+    r"""Passes through the model per image of one ``attribute`` call (``stage="both"``).
 
     Attributes:
         clean (int): forward passes of the whole model on the clean image, without
@@ -65,16 +81,19 @@ class PassCount(NamedTuple):
                     at ``inversion_layer``.
         target (int): forward + backward passes of stage 2 through the whole model:
                     two images (the guided and the background-only input) per step.
+        init (int): forward + backward passes that start :math:`\omega` (1 for
+                    ``WeightInit.GRADCAM``, else 0).
     """
 
     clean: int
     inversion: int
     target: int
+    init: int = 0
 
     @property
     def backward(self) -> int:
         """Forward + backward passes in all (stage 1's are partial, up to l0)."""
-        return self.inversion + self.target
+        return self.init + self.inversion + self.target
 
 
 @dataclass(frozen=True)
@@ -94,7 +113,13 @@ class GFISettings:
         weight_max (float or None): the clipping rule: after every Adam step every
                     :math:`\omega_i` is clamped to [0, ``weight_max``] (None: no upper
                     bound, the paper's; the authors' 1e5, main.py l.199).
-        init_weight (float): the start of every :math:`\omega_i` (0.1 in both).
+        init_weight (float): the start of every :math:`\omega_i` (0.1 in both) with
+                    ``init=CONSTANT``.
+        init (WeightInit): ``CONSTANT`` (``init_weight`` everywhere, the paper's) or
+                    ``GRADCAM`` (Grad-CAM's channel weights, signed).
+        weight_min (float or None): the lower clipping bound of every :math:`\omega_i`
+                    (0: the paper's :math:`\omega \ge 0`; None: signed weights, no
+                    bound).
         inversion_steps (int): Adam steps of stage 1, :math:`T_1`.
         feature_loss (FeatureLoss): stage 1's data term: ``SQUARED_ERROR`` (Eq. (8)) or
                     ``RELATIVE_SQUARED_ERROR`` (divided by :math:`\lVert f^{l_0}(x) \rVert^2`).
@@ -123,6 +148,8 @@ class GFISettings:
     mask_form: MaskForm = PAPER_MASK
     weight_max: float | None = None
     init_weight: float = 0.1
+    init: WeightInit = WeightInit.CONSTANT
+    weight_min: float | None = 0.0
     inversion_steps: int = 10
     feature_loss: FeatureLoss = FeatureLoss.SQUARED_ERROR
     inversion_prior: Prior = Prior.L1
@@ -142,6 +169,7 @@ class GFISettings:
         # the named terms may be given by their values, e.g. inversion_prior="squared_l2"
         for name, kind in (
             ("mask_layer", MaskLayer),
+            ("init", WeightInit),
             ("feature_loss", FeatureLoss),
             ("inversion_prior", Prior),
             ("target_prior", Prior),
@@ -168,7 +196,8 @@ class GFISettings:
     def passes(self) -> PassCount:
         """Passes through the model per image of ``stage="both"`` (see :class:`PassCount`):
         paper (1, 10, 140), authors (1, 11, 138)."""
-        return PassCount(1, self.inversion_steps, 2 * self.target_steps)
+        init = 1 if self.init is WeightInit.GRADCAM else 0
+        return PassCount(1, self.inversion_steps, 2 * self.target_steps, init)
 
 
 #: The registry of named settings, ``setting=`` of ``attribute``.

@@ -103,7 +103,9 @@ def test_settings_are_frozen_data() -> None:
     copy = dataclasses.replace(paper, inversion_prior="squared_l2", mask_layer="inversion_layer")
     assert copy.inversion_prior is Prior.SQUARED_L2 and copy.mask_layer is MaskLayer.INVERSION_LAYER
     assert paper.inversion_prior is Prior.L1  # the original is untouched
-    with pytest.raises(ValueError, match=r"target_prior must be a Prior \('l1', 'squared_l2'\)"):
+    with pytest.raises(
+        ValueError, match=r"target_prior must be a Prior \('l1', 'squared_l2', 'mask_area'\)"
+    ):
         GFISettings(target_prior="l3")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="mask_form must be a captum_gfi.mask.MaskForm"):
         GFISettings(mask_form="authors")  # type: ignore[arg-type]
