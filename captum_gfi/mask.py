@@ -142,6 +142,11 @@ PAPER_MASK = MaskForm()
 AUTHORS_MASK = MaskForm(MaskNormalization.MIN_OVER_MAX, after_upsampling=True, align_corners=True)
 
 
+#: Grad-CAM's form for signed weights: ReLU(M) / max ReLU(M) at the layer's resolution, then
+#: upsampled (the ``"refined"`` setting).
+GRADCAM_MASK = MaskForm(MaskNormalization.RELU_MAX)
+
+
 def _align(mode: str, align_corners: bool) -> bool | None:
     return align_corners if mode in ("bilinear", "bicubic") else None
 

@@ -18,17 +18,15 @@ from captum_gfi.settings import SETTINGS, GFISettings, PassCount, WeightInit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-GRADCAM_START = dataclasses.replace(
-    SETTINGS["paper"],
-    init=WeightInit.GRADCAM,
-    weight_min=None,
-    mask_form=MaskForm(MaskNormalization.RELU_MAX),
-    inversion_steps=0,
-    target_steps=0,
-    score="log_softmax",
-    target_prior=Prior.MASK_AREA,
-    delta=4.0,
-)
+GRADCAM_START = dataclasses.replace(SETTINGS["refined"], target_steps=0)
+
+
+def test_refined_is_the_gradcam_start_as_data() -> None:
+    s = SETTINGS["refined"]
+    assert s.init is WeightInit.GRADCAM and s.weight_min is None
+    assert s.mask_form == MaskForm(MaskNormalization.RELU_MAX)
+    assert (s.inversion_steps, s.target_steps, s.score) == (0, 10, "log_softmax")
+    assert (s.target_prior, s.delta, s.lam, s.lr) == (Prior.MASK_AREA, 4.0, 1.0, 1e-2)
 
 
 def test_relu_max_normalize_by_hand() -> None:
