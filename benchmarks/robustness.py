@@ -1,0 +1,101 @@
+"""Robustness and numerics of GFI settings next to LayerGradCam (issue 10, item 2).
+
+On the first ``--cases`` test composites of the benchmark (``build_cases``, seed 0), for
+each method:
+
+* max-sensitivity: Captum ``sensitivity_max``, radius 0.02, 10 samples (lower is better);
+* batch vs single: the largest absolute difference between the maps of the whole batch
+  and of each case alone, in float32;
+* ``channels_last``: Pearson r between each case's map with the model and inputs in
+  channels-last memory format and the float32 map (mean and minimum over cases);
+* bf16 autocast: the same for ``attribute(..., autocast=True)`` (GFI only);
+* seconds per image of the plain call (median of the per-batch times, same process).
+
+    python benchmarks/robustness.py --model efficientnet-lite0 --cases 8 \
+        --methods gradcam,gfi:refined --out docs/robustness_lite0.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_gfi import GuidedFeatureInversion
+from captum_gfi.evaluation.benchmark_data import build_cases
+from captum_gfi.evaluation.captum_metrics import sensitivity_score
+from captum_gfi.evaluation.methods import make_method
+from captum_gfi.models import Normalize, load_model
+
+
+def pearson(a: Tensor, b: Tensor) -> Tensor:
+    """Per-row Pearson correlation of two (N, ...) tensors."""
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
+
+
+def gfi_map(gfi: GuidedFeatureInversion, x: Tensor, t: Tensor, setting: str, **kw: Any) -> Tensor:
+    return gfi.attribute(x, target=t, setting=setting, **kw).detach().float()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="efficientnet-lite0")
+    parser.add_argument("--cases", type=int, default=8)
+    parser.add_argument("--n-build", type=int, default=16, help="cases built (tune + test)")
+    parser.add_argument("--methods", default="gradcam,gfi:refined")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    loaded = load_model(args.model)
+    net = Normalize(loaded.model, loaded.mean, loaded.std).eval()
+    cases, _ = build_cases("composites", loaded, args.n_build, seed=0)
+    test = [c for c in cases if c.split == "test"][: args.cases]
+    x = torch.stack([c.image for c in test])
+    t = torch.tensor([c.target for c in test])
+    gfi = GuidedFeatureInversion.from_model(net)
+    results: dict[str, Any] = {"model": args.model, "n": len(test), "threads": args.threads}
+    for name in args.methods.split(","):
+        fn = make_method(name, net, gfi.layer, gfi.inversion_layer)
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            maps = fn(x, t)
+            times.append((time.perf_counter() - start) / len(test))
+        single = torch.cat([fn(x[i : i + 1], t[i : i + 1]) for i in range(len(test))])
+        row: dict[str, Any] = {
+            "seconds_per_image": statistics.median(times),
+            "batch_vs_single_max_abs": float((maps - single).abs().max()),
+        }
+        sens = sensitivity_score(fn, x, t, perturb_radius=0.02, n_perturb_samples=10, seed=0)
+        row["max_sensitivity_mean"] = float(sens.mean())
+        row["max_sensitivity"] = [round(float(v), 4) for v in sens]
+        if name.startswith("gfi"):
+            setting = name.split(":", 1)[1] if ":" in name else "paper"
+            cl_net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+            cl_gfi = GuidedFeatureInversion.from_model(cl_net)
+            cl = gfi_map(cl_gfi, x, t, setting, channels_last=True)
+            bf = gfi_map(gfi, x, t, setting, autocast=True)
+            for key, other in (("channels_last", cl), ("bf16_autocast", bf)):
+                r = pearson(other, maps)
+                row[f"{key}_r_mean"] = float(r.mean())
+                row[f"{key}_r_min"] = float(r.min())
+        results[name] = row
+        print(name, json.dumps(row), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
