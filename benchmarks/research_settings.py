@@ -160,6 +160,9 @@ CONFIGS: dict[str, Config] = {
             area_weight=10.0,
             note="extremal-perturbation area constraint a=0.2 instead of beta",
         ),
+        Config("c10_beta8", steps=10, beta=8.0),
+        Config("c10_beta4_fine10", steps=10, beta=4.0, fine_block=10),
+        Config("c10_beta4_lr3e-2", steps=10, beta=4.0, lr=3e-2),
         Config("c10_logit", steps=10, score="logit"),
         Config("c10_fine10", steps=10, fine_block=10, note="7x7 + 14x14 (_blocks[10])"),
         Config("c10_mean_bg", steps=10, background="mean"),
@@ -597,7 +600,7 @@ def bootstrap_ci(diff: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[f
 # ----------------------------------------------------------------------------- CLI
 
 
-def _cases(lm: LoadedModel, data: str, n: int, split: str) -> list[Case]:
+def _cases(lm: LoadedModel, data: str, n: int, split: str, limit: int = 0) -> list[Case]:
     """``data``: "composites" / "grids" (issue 9's benchmark, ``n`` built per kind, the
     ``split`` kept), "both" (both kinds), or "photogrids" (the interim 2x2 grids)."""
     if data == "photogrids":
@@ -618,7 +621,8 @@ def _cases(lm: LoadedModel, data: str, n: int, split: str) -> list[Case]:
             ]
             cache.parent.mkdir(parents=True, exist_ok=True)
             torch.save(stored, cache)
-        out += [c for c in stored if c.split == split]
+        kept = [c for c in stored if c.split == split]
+        out += kept[:limit] if limit else kept
     return out
 
 
@@ -632,10 +636,11 @@ def sweep(args: argparse.Namespace) -> None:
     if lm_channels_last:
         lm.model.to(memory_format=torch.channels_last)
     layer = _block(lm, -1)
-    cases = _cases(lm, args.data, args.n, args.split)
+    cases = _cases(lm, args.data, args.n, args.split, args.limit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    store = out / f"{args.model}_{args.data}_{args.split}_n{len(cases)}.json"
+    tag = f"{args.model}_{args.data}{args.n}_{args.split}_n{len(cases)}_p{args.points}"
+    store = out / f"{tag}.json"
     results: dict[str, Any] = json.loads(store.read_text()) if store.is_file() else {}
     names = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
     for name in ["gradcam", *names]:
@@ -660,6 +665,28 @@ def _print_row(name: str, results: dict[str, Any], n: int) -> None:
     print(f"| {name} | {cells} | {rec['passes']} | {rec['sec_per_image']:.2f} |", flush=True)
 
 
+def report(args: argparse.Namespace) -> None:
+    """Markdown table of a sweep's store: mean per metric, and the paired mean difference
+    to LayerGradCam with its 95 % bootstrap CI (2000 resamples of cases, seed 0)."""
+    results = json.loads(Path(args.store).read_text())
+    gc = results["gradcam"]["rows"]
+    print(f"n = {len(gc)}")
+    print("| method | " + " | ".join(METRICS) + " | passes | s/image |")
+    print("|---|" + "---|" * (len(METRICS) + 2))
+    for name, rec in results.items():
+        cells = []
+        for k in METRICS:
+            vals = np.array([r[k] for r in rec["rows"]])
+            if name == "gradcam":
+                cells.append(f"{vals.mean():.3f}")
+                continue
+            diff = vals - np.array([g[k] for g in gc])
+            lo, hi = bootstrap_ci(diff)
+            cells.append(f"{vals.mean():.3f} ({diff.mean():+.3f} [{lo:+.3f}, {hi:+.3f}])")
+        row = " | ".join(cells)
+        print(f"| {name} | {row} | {rec['passes']} | {rec['sec_per_image']:.2f} |")
+
+
 def _pearson(a: Tensor, b: Tensor) -> float:
     a, b = a.flatten().double(), b.flatten().double()
     a, b = a - a.mean(), b - b.mean()
@@ -677,7 +704,7 @@ def robust(args: argparse.Namespace) -> None:
     layer = _block(lm, -1)
     cfg = CONFIGS[args.config]
     lm_channels_last = False
-    cases = _cases(lm, args.data, args.n, args.split)
+    cases = _cases(lm, args.data, args.n_build, args.split, args.n)
     x = torch.stack([c.image for c in cases])
     t = torch.tensor([c.target for c in cases])
     report: dict[str, Any] = {"config": asdict(cfg), "model": args.model, "n": len(cases)}
@@ -706,6 +733,7 @@ def robust(args: argparse.Namespace) -> None:
     bf = ours(x, t)
     autocast_bf16 = False
     report["bf16_autocast_r"] = [_pearson(a, b) for a, b in zip(bf, ref)]
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=1), flush=True)
     # max-sensitivity (Captum), per image, radius, samples as the issue
     lm.model.to(memory_format=torch.channels_last)
     lm_channels_last = True
@@ -717,6 +745,7 @@ def robust(args: argparse.Namespace) -> None:
 
             def explain(inp: Any, target: Tensor, fn: Any = fn) -> tuple[Tensor, ...]:
                 x0 = inp[0] if isinstance(inp, tuple) else inp
+                target = target.reshape(-1).expand(x0.shape[0])  # captum passes it as given
                 return (fn(x0, target).expand_as(x0).contiguous(),)
 
             val = sensitivity_max(
@@ -743,6 +772,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--split", default="tune")
     s.add_argument("--n", type=int, default=32)
     s.add_argument("--configs", default="all")
+    s.add_argument("--limit", type=int, default=0, help="first LIMIT cases per kind (0: all)")
     s.add_argument("--batch", type=int, default=8)
     s.add_argument("--points", type=int, default=10, help="insertion/deletion curve steps")
     s.add_argument("--threads", type=int, default=2)
@@ -753,16 +783,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.add_argument("--config", required=True)
     r.add_argument("--data", default="both")
     r.add_argument("--split", default="tune")
-    r.add_argument("--n", type=int, default=8)
+    r.add_argument("--n-build", type=int, default=48, help="cases built per kind")
+    r.add_argument("--n", type=int, default=2, help="cases used per kind")
     r.add_argument("--n-sens", type=int, default=8)
     r.add_argument("--radius", type=float, default=0.02)
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--out", default="results/research")
+    q = sub.add_parser("report")
+    q.add_argument("store", help="a sweep's JSON store")
     args = p.parse_args(argv)
-    if args.cmd == "sweep":
-        sweep(args)
-    else:
-        robust(args)
+    {"sweep": sweep, "robust": robust, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":
