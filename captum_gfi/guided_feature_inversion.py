@@ -510,14 +510,13 @@ class GuidedFeatureInversion(LayerAttribution):
         """Grad-CAM's channel weights (Selvaraju et al. 2017, Eq. (1)): the spatial mean of
         the gradient of the target's logit with respect to the mask layer's channels, one
         forward and one backward pass; divided by their largest magnitude per example."""
-        with (
-            torch.enable_grad(),
-            LayerTap([getattr(self, mask_layer)], use_inputs=[layer_input]) as tap,
-        ):
-            output = self._forward(inputs.detach().requires_grad_(True), args)
-        features = self._as_map(cast(Tensor, tap.values[0]))
-        logit = target_score(output, _target_on_device(target, inputs.device), "logit")
-        (grad,) = torch.autograd.grad(logit.sum(), features)
+        # with gradients even under torch.no_grad() (as Captum's metrics call)
+        with torch.enable_grad():
+            with LayerTap([getattr(self, mask_layer)], use_inputs=[layer_input]) as tap:
+                output = self._forward(inputs.detach().requires_grad_(True), args)
+            features = self._as_map(cast(Tensor, tap.values[0]))
+            logit = target_score(output, _target_on_device(target, inputs.device), "logit")
+            (grad,) = torch.autograd.grad(logit.sum(), features)
         weights = grad.mean(dim=(2, 3)).detach().to(inputs.dtype)
         return weights / weights.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
 

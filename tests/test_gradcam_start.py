@@ -85,6 +85,15 @@ def test_gradcam_start_batch_equals_single_in_float32(net, images: Tensor) -> No
     assert (batch - single).abs().max() < 1e-3
 
 
+def test_gradcam_start_under_no_grad(net, images: Tensor) -> None:
+    """Captum's metrics call the explanation under torch.no_grad()."""
+    gfi = GuidedFeatureInversion(net, net.relu2, net.pool)
+    s = dataclasses.replace(GRADCAM_START, target_steps=2)
+    expected = gfi.attribute(images, target=1, setting=s)
+    with torch.no_grad():
+        assert torch.equal(gfi.attribute(images, target=1, setting=s), expected)
+
+
 def test_gradcam_start_needs_a_target(net, images: Tensor) -> None:
     gfi = GuidedFeatureInversion(net, net.relu2, net.pool)
     with pytest.raises(ValueError, match="Grad-CAM's channel weights"):
