@@ -214,14 +214,17 @@ class GuidedFeatureInversion(LayerAttribution):
                         inversion mask (no target needed); ``"target"``:
                         Algorithm 2 only, starting from ``init_weight``.
             setting (str or GFISettings, optional): the variant of GFI: a name in
-                        ``captum_gfi.settings.SETTINGS`` (``"paper"``, the default, or
-                        ``"authors"``) or a :class:`~captum_gfi.settings.GFISettings`.
+                        ``captum_gfi.settings.SETTINGS`` (``"paper"``, the default,
+                        ``"authors"`` or ``"refined"``) or a
+                        :class:`~captum_gfi.settings.GFISettings`.
                         The arguments below whose default is "the setting's" override
                         its fields of the same name for this call (None: keep the
                         setting's value). With ``"authors"`` the mask is built from
                         ``inversion_layer`` (l1 = l0) and ``stage="both"`` is not the
                         same as ``"inversion"`` followed by ``"target"`` (one Adam
-                        state runs across both stages).
+                        state runs across both stages). ``"refined"`` starts from
+                        Grad-CAM's channel weights, so it needs ``target`` (one more
+                        forward and backward pass).
             baseline (str or Tensor, optional): the background :math:`p`:
                         ``"blur"`` (Gaussian blur of the input, the paper's),
                         ``"mean"`` (ImageNet mean colour; pass ``normalization``),
@@ -254,9 +257,10 @@ class GuidedFeatureInversion(LayerAttribution):
                         ``stage="target"``. Default: the setting's (paper and
                         authors: 0.1).
             score (str, optional): the class score :math:`f_c`: ``"softmax"``
-                        (probability, the paper's), ``"sigmoid"`` (multi-label
-                        models) or ``"logit"``. Default: the setting's (paper and
-                        authors: ``"softmax"``).
+                        (probability, the paper's), ``"log_softmax"``, ``"sigmoid"``
+                        (multi-label models) or ``"logit"``. Default: the setting's
+                        (paper and authors: ``"softmax"``; refined:
+                        ``"log_softmax"``).
             blur_radius (float, optional): standard deviation in pixels of the
                         blur background. Default: 11.
             normalization (tuple, optional): ``(mean, std)`` of the model's input

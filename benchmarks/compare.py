@@ -1,0 +1,73 @@
+"""Paired comparison of two methods across benchmark runs, from their ``per_case.csv``.
+
+For each run folder (written by ``captum-gfi evaluate --dataset composites|grids``), the
+mean difference A - B on the same test cases with a paired bootstrap 95 % interval
+(``captum_gfi.evaluation.report.paired_bootstrap_ci``), for energy share, pointing,
+top-k precision and insertion - deletion AUC, as one Markdown table:
+
+    python benchmarks/compare.py docs/benchmark/*/* --a gfi:refined --b gradcam
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from captum_gfi.evaluation.report import paired_bootstrap_ci
+
+METRICS: dict[str, str] = {
+    "energy_share": "Energy in GT ↑",
+    "pointing_hit": "Pointing (15 px) ↑",
+    "topk_precision": "Top-k precision ↑",
+    "ins_minus_del": "Insertion − deletion ↑",
+}
+
+
+def per_case(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """method -> case -> metric -> value, test cases only."""
+    table: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    with open(folder / "per_case.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["split"] != "test" or not row.get("insertion_auc"):
+                continue
+            values = {
+                "energy_share": float(row["energy_share"]),
+                "pointing_hit": float(row["pointing_hit"] == "True"),
+                "topk_precision": float(row["topk_precision"]),
+                "ins_minus_del": float(row["insertion_auc"]) - float(row["deletion_auc"]),
+            }
+            table[row["method"]][row["item"]] = values
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--a", default="gfi:refined")
+    parser.add_argument("--b", default="gradcam")
+    args = parser.parse_args()
+    header = ["run", "n"] + [f"{label} ({args.a} − {args.b})" for label in METRICS.values()]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for folder in args.folders:
+        table = per_case(folder)
+        if args.a not in table or args.b not in table:
+            continue
+        cases = sorted(set(table[args.a]) & set(table[args.b]))
+        cells = [f"{folder.parent.name} {folder.name}", str(len(cases))]
+        for metric in METRICS:
+            a = np.array([table[args.a][c][metric] for c in cases])
+            b = np.array([table[args.b][c][metric] for c in cases])
+            diff, low, high = paired_bootstrap_ci(a, b)
+            cell = f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
+            cells.append(f"**{cell}**" if low > 0 or high < 0 else cell)
+        print("| " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
