@@ -55,7 +55,7 @@ from .localization import PAPER_ALPHAS
 from .methods import AttributionFn, make_method
 from .pointing import STANDARD_TOLERANCE
 from .report import Record
-from .runner import ShardWriter, load_model, read_shards
+from .runner import ShardWriter, load_model, read_shards, setup_device
 from .runner import _record_key as record_key
 from .thumbnails import THUMB_SIZE, encode_thumbnail, map_thumbnail
 
@@ -378,14 +378,7 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
                       "methods": list(methods)}  # fmt: skip
             if info.is_main:  # before the model loads: fail fast
                 config = _check_config(out, config)
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            if args.device:
-                device = torch.device(args.device)
-            elif torch.cuda.is_available():
-                device = torch.device("cuda", info.local_rank)
-            else:
-                device = torch.device("cpu")
+            device = setup_device(args, info.local_rank)
             spec = load_model(args)
             loaded = spec.extra.get("loaded") or _as_loaded(spec.model, args)
             if info.is_main:

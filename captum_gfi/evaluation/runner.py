@@ -197,6 +197,18 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def setup_device(args: argparse.Namespace, local_rank: int) -> torch.device:
+    """Apply ``--threads`` and pick the device: ``--device``, else this rank's GPU when
+    there is one, else the CPU."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device:
+        return torch.device(args.device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
 def load_model(args: argparse.Namespace) -> ModelSpec:
     """Build the model named by ``--model`` and resolve ``--layer``.
 
@@ -462,14 +474,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("`--grid-size` must be >= 1 and divide --image-size")
     info = D.init_from_env()
     try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        if args.device:
-            device = torch.device(args.device)
-        elif torch.cuda.is_available():
-            device = torch.device("cuda", info.local_rank)
-        else:
-            device = torch.device("cpu")
+        device = setup_device(args, info.local_rank)
         samples = load_dataset(args.dataset, args.root, args.split)
         spec = load_model(args)
         spec.model.to(device)
