@@ -596,22 +596,6 @@ class _ProjectedAdam:
         return w.detach()
 
 
-def _adam_clipped(
-    weights: Tensor,
-    loss_fn: Callable[[Tensor], Tensor],
-    steps: int,
-    lr: float,
-    decay_every: int | None,
-    decay: float,
-    bar: tqdm,
-) -> Tensor:
-    """``steps`` steps of :class:`_ProjectedAdam` from ``weights``, clipped to w >= 0, at
-    learning rate ``lr * decay ** (t // decay_every)`` at step t (constant if
-    ``decay_every`` is None)."""
-    adam = _ProjectedAdam(weights, 0.0, None, bar)
-    return adam.run(loss_fn, steps, lr, decay_every or 1, decay if decay_every else 1.0)
-
-
 def _target_on_device(target: TargetType, device: torch.device) -> TargetType:
     """The same target in a form Captum's ``_select_targets`` reads with no host-device
     transfer per step: a one-element tensor as an int (no ``.item()`` sync), a list of

@@ -40,6 +40,12 @@ def channel_weighted_map(weights: Tensor, features: Tensor) -> Tensor:
     return torch.einsum("nc,nchw->nhw", weights, features).unsqueeze(1)
 
 
+def _extremes(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-example minimum and maximum of an (N, 1, h, w) map, each (N, 1, 1, 1)."""
+    flat = mask.flatten(1)
+    return flat.amin(dim=1).view(-1, 1, 1, 1), flat.amax(dim=1).view(-1, 1, 1, 1)
+
+
 def minmax_normalize(mask: Tensor, eps: float = 1e-12) -> Tensor:
     r"""Eq. (7): per-example min-max normalisation to [0, 1].
 
@@ -49,9 +55,7 @@ def minmax_normalize(mask: Tensor, eps: float = 1e-12) -> Tensor:
         mask (Tensor): shape (N, 1, h, w).
         eps (float): lower bound on the denominator.
     """
-    flat = mask.flatten(1)
-    low = flat.amin(dim=1).view(-1, 1, 1, 1)
-    high = flat.amax(dim=1).view(-1, 1, 1, 1)
+    low, high = _extremes(mask)
     return (mask - low) / (high - low).clamp_min(eps)
 
 
@@ -67,9 +71,7 @@ def min_over_max_normalize(mask: Tensor, eps: float = 1e-12) -> Tensor:
         mask (Tensor): shape (N, 1, h, w).
         eps (float): lower bound on the denominator.
     """
-    flat = mask.flatten(1)
-    low = flat.amin(dim=1).view(-1, 1, 1, 1)
-    high = flat.amax(dim=1).view(-1, 1, 1, 1)
+    low, high = _extremes(mask)
     return ((mask - low) / high.clamp_min(eps)).clamp(0.0, 1.0)
 
 

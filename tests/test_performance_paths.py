@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from captum_gfi import GuidedFeatureInversion
 from captum_gfi._hooks import LayerTap
 from captum_gfi.benchmark import TinyCNN, limit_passes, pearson
-from captum_gfi.guided_feature_inversion import _adam_clipped, _target_on_device
+from captum_gfi.guided_feature_inversion import _ProjectedAdam, _target_on_device
 from captum_gfi.mask import (
     INTERPOLATE_MODES,
     background_input,
@@ -99,7 +99,7 @@ def test_fused_eq2_and_eq4_equal_their_definitions() -> None:
     torch.testing.assert_close(background_input(x, p, m), x * (1 - m) + p * m)  # Eq. (4)
 
 
-def test_adam_clipped_equals_torch_optim_adam() -> None:
+def test_projected_adam_equals_torch_optim_adam() -> None:
     torch.manual_seed(0)
     target = torch.randn(3, 6, dtype=torch.float64)
 
@@ -111,7 +111,8 @@ def test_adam_clipped_equals_torch_optim_adam() -> None:
             pass
 
     start = torch.full((3, 6), 0.1, dtype=torch.float64)
-    got = _adam_clipped(start, loss_fn, 25, 0.05, 10, 0.5, Bar())  # type: ignore[arg-type]
+    adam = _ProjectedAdam(start, 0.0, None, Bar())  # type: ignore[arg-type]
+    got = adam.run(loss_fn, 25, 0.05, 10, 0.5)
     # the reference: torch.optim.Adam with the same schedule, clipped after each step
     w = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=0.05)
