@@ -165,8 +165,8 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
 
     calls: list[tuple] = []
 
-    def fake_build_cases(kind, model, n, seed=0, min_confidence=0.3, max_per_photo=None):  # type: ignore[no-untyped-def]
-        calls.append((kind, model.input_size, n, seed, min_confidence))
+    def fake_build_cases(kind, model, n, seed=0, min_confidence=0.3, max_per_photo=None, max_tries=None):  # type: ignore[no-untyped-def]  # noqa: E501
+        calls.append((kind, model.input_size, n, seed, min_confidence, max_tries))
         return _cases(n), Stats(kept=n, tried=n + 2)
 
     monkeypatch.setattr(data, "build_cases", fake_build_cases)
@@ -176,7 +176,7 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
             "--curve-steps", "50", "--max-sensitivity-cases", "1", "--no-progress",
             "--threads", "1", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
-    assert calls == [("grids", S, 5, 3, 0.3)]
+    assert calls == [("grids", S, 5, 3, 0.3, None)]
     config = json.loads((out / "config.json").read_text())
     assert config["methods"] == ["gradcam", "center"] and config["input_size"] == S
     assert json.loads((out / "build_stats.json").read_text()) == {"kept": 5, "tried": 7}
@@ -184,6 +184,13 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
     assert summary["methods"] == ["gradcam", "center"] and summary["n_cases"] == 3  # c1 c2 c4
     assert summary["metrics"]["center"]["sensitivity"]["n"] == 1
     assert "kept=5" in (out / "summary.md").read_text()
+    # adding a method reuses the saved cases (building is not repeated)
+    args[args.index("--methods") + 1] = "saliency"
+    assert main(args) == 0
+    assert len(calls) == 1
+    assert json.loads((out / "config.json").read_text())["methods"] == [
+        "gradcam", "center", "saliency"]  # fmt: skip
+    assert json.loads((out / "build_stats.json").read_text()) == {"kept": 5, "tried": 7}
 
 
 def test_resuming_into_another_runs_folder_is_refused(tmp_path: Path) -> None:

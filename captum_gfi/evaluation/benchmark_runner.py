@@ -69,7 +69,13 @@ SPLITS: tuple[str, ...] = ("test", "tune", "all")
 #: Options that must match when a run resumes into an existing ``--out``.
 CONFIG_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "curve_steps", "tolerance",
-    "max_per_photo",
+    "max_per_photo", "max_tries",
+)  # fmt: skip
+#: The built cases of a run, reused when it is resumed or methods are added (building
+#: classifies thousands of candidates; the cases depend only on these config keys).
+CASES_FILE = "cases.pt"
+DATA_KEYS: tuple[str, ...] = (
+    "dataset", "model", "n", "seed", "min_confidence", "max_per_photo", "max_tries",
 )  # fmt: skip
 
 
@@ -337,6 +343,25 @@ def _check_config(out: Path, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _cached_cases(
+    out: Path, key: dict[str, Any], build: Any
+) -> tuple[list[Any], Any]:
+    """The cases of ``out``'s :data:`CASES_FILE` if it was written for ``key``, else
+    ``build()``'s, saved there (``build=None``: the file must exist and match)."""
+    path = out / CASES_FILE
+    if path.is_file():
+        saved = torch.load(path, weights_only=False)
+        if saved.get("key") == key:
+            return saved["cases"], saved["stats"]
+    if build is None:
+        raise RuntimeError(f"{path} is missing or was built for another config")
+    cases, stats = build()
+    tmp = path.with_suffix(".tmp")
+    torch.save({"key": key, "cases": cases, "stats": stats}, tmp)
+    tmp.replace(path)
+    return cases, stats
+
+
 def _as_loaded(model: nn.Module, args: argparse.Namespace) -> Any:
     """A ``LoadedModel`` for a model taking ``[0, 1]`` images itself (``toy``,
     ``module:callable``): identity normalisation, ``--image-size`` input."""
@@ -374,6 +399,7 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
             config = {"dataset": args.dataset, "model": args.model, "n": args.n,
                       "seed": args.seed, "min_confidence": min_conf,
                       "max_per_photo": args.max_per_photo,
+                      "max_tries": getattr(args, "max_tries", None),
                       "curve_steps": options.curve_steps, "tolerance": options.tolerance,
                       "methods": list(methods)}  # fmt: skip
             if info.is_main:  # before the model loads: fail fast
@@ -385,19 +411,23 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
                 out.mkdir(parents=True, exist_ok=True)
                 config["input_size"] = loaded.input_size
                 (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-            cases, stats = build_cases(args.dataset, loaded, args.n, seed=args.seed,
-                                       min_confidence=min_conf,
-                                       max_per_photo=args.max_per_photo)  # fmt: skip
+            data_key = {k: config.get(k) for k in DATA_KEYS}
             if info.is_main:
+                cases, stats = _cached_cases(out, data_key, lambda: build_cases(
+                    args.dataset, loaded, args.n, seed=args.seed, min_confidence=min_conf,
+                    max_per_photo=args.max_per_photo, max_tries=config["max_tries"]))  # fmt: skip
                 stats_dict = (
                     dataclasses.asdict(stats)
                     if dataclasses.is_dataclass(stats) and not isinstance(stats, type)
-                    else {}
+                    else dict(stats)
                 )
                 (out / "build_stats.json").write_text(
                     json.dumps(json.loads(json.dumps(stats_dict, default=str)), indent=2,
                                sort_keys=True) + "\n"
                 )  # fmt: skip
+            D.barrier(info)
+            if not info.is_main:  # the main process built (or found) them
+                cases, _ = _cached_cases(out, data_key, None)
             D.barrier(info)
             model = spec.model.to(device)
             for param in model.parameters():

@@ -147,6 +147,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the few photos that survive pasting best",
     )
     b.add_argument(
+        "--max-tries",
+        type=int,
+        default=None,
+        help="most candidates drawn while building cases (default 20 * n + 100); raise it "
+        "when few candidates survive pasting and fewer than --n cases are kept",
+    )
+    b.add_argument(
         "--max-sensitivity-cases",
         type=int,
         default=32,
