@@ -6,6 +6,11 @@ mean difference A - B on the same test cases with a paired bootstrap 95 % interv
 top-k precision and insertion - deletion AUC, as one Markdown table:
 
     python benchmarks/compare.py docs/benchmark/*/* --a gfi:refined --b gradcam
+
+With ``--by-photo`` the interval resamples the foreground photos, then their cases
+(``captum_gfi.evaluation.report.cluster_bootstrap_mean_ci``; needs the ``photo`` column that
+reports written since the photo-clustered CI was added have), and the table says how many
+photos the cases come from.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captum_gfi.evaluation.report import paired_bootstrap_ci
+from captum_gfi.evaluation.report import cluster_bootstrap_mean_ci, paired_bootstrap_ci
 
 METRICS: dict[str, str] = {
     "energy_share": "Energy in GT ↑",
@@ -27,9 +32,10 @@ METRICS: dict[str, str] = {
 }
 
 
-def per_case(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """method -> case -> metric -> value, test cases only."""
+def per_case(folder: Path) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, str]]:
+    """method -> case -> metric -> value, test cases only; and case -> photo."""
     table: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    photos: dict[str, str] = {}
     with open(folder / "per_case.csv", newline="") as f:
         for row in csv.DictReader(f):
             if row["split"] != "test" or not row.get("insertion_auc"):
@@ -41,7 +47,9 @@ def per_case(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
                 "ins_minus_del": float(row["insertion_auc"]) - float(row["deletion_auc"]),
             }
             table[row["method"]][row["item"]] = values
-    return table
+            if row.get("photo"):
+                photos[row["item"]] = row["photo"]
+    return table, photos
 
 
 def main() -> int:
@@ -49,20 +57,31 @@ def main() -> int:
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--a", default="gfi:refined")
     parser.add_argument("--b", default="gradcam")
+    parser.add_argument("--by-photo", action="store_true",
+                        help="CI resampling foreground photos, then their cases")  # fmt: skip
     args = parser.parse_args()
-    header = ["run", "n"] + [f"{label} ({args.a} − {args.b})" for label in METRICS.values()]
+    header = ["run", "n", "photos"] if args.by_photo else ["run", "n"]
+    header += [f"{label} ({args.a} − {args.b})" for label in METRICS.values()]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for folder in args.folders:
-        table = per_case(folder)
+        table, photos = per_case(folder)
         if args.a not in table or args.b not in table:
             continue
         cases = sorted(set(table[args.a]) & set(table[args.b]))
         cells = [f"{folder.parent.name} {folder.name}", str(len(cases))]
+        if args.by_photo:
+            if not all(c in photos for c in cases):
+                raise SystemExit(f"{folder}/per_case.csv has no photo column: regenerate its "
+                                 "report (captum-gfi evaluate ... --report-only)")  # fmt: skip
+            cells.append(str(len({photos[c] for c in cases})))
         for metric in METRICS:
             a = np.array([table[args.a][c][metric] for c in cases])
             b = np.array([table[args.b][c][metric] for c in cases])
-            diff, low, high = paired_bootstrap_ci(a, b)
+            if args.by_photo:
+                diff, low, high = cluster_bootstrap_mean_ci(a - b, [photos[c] for c in cases])
+            else:
+                diff, low, high = paired_bootstrap_ci(a, b)
             cell = f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"
             cells.append(f"**{cell}**" if low > 0 or high < 0 else cell)
         print("| " + " | ".join(cells) + " |")

@@ -46,7 +46,8 @@ def _cases(n: int = 7) -> list[Case]:
         mask[y0 : y0 + h, x0 : x0 + w] = True
         split = "tune" if i % 3 == 0 else "test"
         out.append(Case(f"c{i}", "grid2" if i % 2 else "grid3", split, image, i % 10, mask,
-                        (x0, y0, x0 + w, y0 + h), 0.5, {"foreground": f"photo{i}"}))  # fmt: skip
+                        (x0, y0, x0 + w, y0 + h), 0.5,
+                        {"foreground": f"photo{i}", "photo": f"photo{i % 2}"}))  # fmt: skip
     return out
 
 
@@ -93,7 +94,8 @@ def test_pipeline_records_resume_and_report_only(one_thread: None, tmp_path: Pat
     assert [c["item"] for c in thumbs] == test_ids[:2]
     assert decode_thumbnail(thumbs[0]["thumb_input"]).shape == (64, 64, 3)
     assert decode_thumbnail(thumbs[0]["thumb_gt"]).shape == (64, 64)
-    assert cases[1]["gt_area"] == 14 * 12 and cases[1]["source"] == {"foreground": "photo1"}
+    assert cases[1]["gt_area"] == 14 * 12 and cases[1]["source"] == {
+        "foreground": "photo1", "photo": "photo1"}  # fmt: skip
 
     # resume: lose a record and tear the last line; only the missing record comes back
     shard = out / "shards" / "rank0.jsonl"
@@ -165,7 +167,9 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
 
     calls: list[tuple] = []
 
-    def fake_build_cases(kind, model, n, seed=0, min_confidence=0.3, max_per_photo=None, max_tries=None):  # type: ignore[no-untyped-def]  # noqa: E501
+    def fake_build_cases(
+        kind, model, n, seed=0, min_confidence=0.3, max_per_photo=None, max_tries=None
+    ):  # type: ignore[no-untyped-def]  # noqa: E501
         calls.append((kind, model.input_size, n, seed, min_confidence, max_tries))
         return _cases(n), Stats(kept=n, tried=n + 2)
 
@@ -183,6 +187,10 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["methods"] == ["gradcam", "center"] and summary["n_cases"] == 3  # c1 c2 c4
     assert summary["metrics"]["center"]["sensitivity"]["n"] == 1
+    # paired differences also get a CI resampling the photos (c1: photo1; c2, c4: photo0)
+    assert summary["paired"]["center"]["energy_share"]["groups"] == 2
+    assert "resamples the foreground photos (2 photo(s))" in (out / "summary.md").read_text()
+    assert "photo" in (out / "per_case.csv").read_text().splitlines()[0].split(",")
     assert "kept=5" in (out / "summary.md").read_text()
     # adding a method reuses the saved cases (building is not repeated)
     args[args.index("--methods") + 1] = "saliency"

@@ -4,6 +4,7 @@ import pytest
 from captum_gfi.evaluation.report import (
     bootstrap_ci,
     bootstrap_mean_ci,
+    cluster_bootstrap_mean_ci,
     markdown_table,
     paired_bootstrap_ci,
     summarize,
@@ -74,3 +75,28 @@ def test_paired_bootstrap_sees_a_constant_shift_that_unpaired_cis_miss() -> None
     assert lo < d < hi and lo < 0 < hi
     with pytest.raises(ValueError, match="pair"):
         paired_bootstrap_ci(a, b[:-1])
+
+
+def test_cluster_bootstrap_widens_the_interval_when_groups_disagree() -> None:
+    rng = np.random.default_rng(0)
+    # three photos: two with many cases and opposite effects, one small
+    values = np.concatenate([rng.normal(0.1, 0.02, 80), rng.normal(-0.1, 0.02, 80),
+                             rng.normal(0.05, 0.02, 20)])  # fmt: skip
+    groups = ["cat"] * 80 + ["camera"] * 80 + ["clock"] * 20
+    est, lo, hi = cluster_bootstrap_mean_ci(values, groups)
+    assert est == pytest.approx(values.mean())
+    _, case_lo, case_hi = bootstrap_mean_ci(values)
+    assert lo < case_lo and hi > case_hi
+    assert hi - lo > 5 * (case_hi - case_lo)  # 3 photos, not 180 independent cases
+    assert lo < 0 < hi
+    # one group: exactly the case-level interval (same draws)
+    assert cluster_bootstrap_mean_ci(values[:80], groups[:80]) == bootstrap_mean_ci(values[:80])
+    # groups that agree: the interval stays near the case-level one
+    same = rng.normal(0.1, 0.02, 180)
+    _, glo, ghi = cluster_bootstrap_mean_ci(same, groups)
+    _, clo, chi = bootstrap_mean_ci(same)
+    assert ghi - glo < 2 * (chi - clo)
+    with pytest.raises(ValueError, match="groups"):
+        cluster_bootstrap_mean_ci(values, groups[:-1])
+    with pytest.raises(ValueError, match="empty"):
+        cluster_bootstrap_mean_ci([], [])

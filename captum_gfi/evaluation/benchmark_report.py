@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .localization import PAPER_ALPHAS, select_alpha
-from .report import Record, bootstrap_mean_ci, paired_bootstrap_ci
+from .report import Record, bootstrap_mean_ci, cluster_bootstrap_mean_ci, paired_bootstrap_ci
 from .thumbnails import decode_thumbnail
 
 #: ``(key, title, direction)``: +1 higher is better, -1 lower is better.
@@ -129,6 +129,7 @@ def summarize_benchmark(
     methods: Sequence[str] | None = None,
     reference: str = REFERENCE,
     alphas: Sequence[float] = PAPER_ALPHAS,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     r"""
     Means with bootstrap CIs per method and metric, and paired differences to
@@ -139,6 +140,11 @@ def summarize_benchmark(
         methods (sequence of str, optional): methods to report, in order
                     (default: every method in the records, in first-seen order).
         reference (str): the method every other one is compared with.
+        groups (mapping, optional): case id -> group (the foreground photo). When
+                    given, every paired difference also gets a cluster bootstrap CI
+                    (:func:`~captum_gfi.evaluation.report.cluster_bootstrap_mean_ci`)
+                    that resamples the groups, then their cases: ``group_low``,
+                    ``group_high``, ``groups`` (number of groups) and ``group_better``.
 
     Returns:
         summary (dict): ``split``, ``reference``, ``methods``, ``wsol_alpha``,
@@ -147,6 +153,11 @@ def summarize_benchmark(
         ``better`` is ``"yes"``/``"no"`` when the CI excludes 0 in favour /
         against the method, ``"n.s."`` otherwise.
     """
+
+    def verdict(direction: int, lo: float, hi: float) -> str:
+        signed_lo, signed_hi = sorted((direction * lo, direction * hi))
+        return "yes" if signed_lo > 0 else "no" if signed_hi < 0 else "n.s."
+
     present = list(dict.fromkeys(r["method"] for r in records))
     order = [m for m in (methods or present) if m in present]
     values, alpha_info, split = per_case_values([r for r in records if r["method"] in order],
@@ -168,10 +179,15 @@ def summarize_benchmark(
                 continue
             d, lo, hi = paired_bootstrap_ci([vals[c] for c in common],
                                             [values[ref][key][c] for c in common])  # fmt: skip
-            signed_lo, signed_hi = sorted((direction * lo, direction * hi))
-            better = "yes" if signed_lo > 0 else "no" if signed_hi < 0 else "n.s."
-            paired.setdefault(m, {})[key] = {"diff": d, "low": lo, "high": hi,
-                                             "n": len(common), "better": better}  # fmt: skip
+            entry = {"diff": d, "low": lo, "high": hi, "n": len(common),
+                     "better": verdict(direction, lo, hi)}  # fmt: skip
+            if groups is not None:
+                diffs = [vals[c] - values[ref][key][c] for c in common]
+                labels = [groups.get(c, c) for c in common]
+                _, glo, ghi = cluster_bootstrap_mean_ci(diffs, labels)
+                entry.update(group_low=glo, group_high=ghi, groups=len(set(labels)),
+                             group_better=verdict(direction, glo, ghi))  # fmt: skip
+            paired.setdefault(m, {})[key] = entry
     n_cases = len({c for m in order for c in values[m]["energy_share"]})
     return {"split": split, "reference": ref, "methods": order, "n_cases": n_cases,
             "wsol_alpha": alpha_info, "metrics": metrics, "paired": paired}  # fmt: skip
@@ -218,6 +234,28 @@ def markdown_tables(summary: dict[str, Any]) -> str:
             mark = {"yes": " ✓", "no": " ✗"}.get(v["better"], "")
             cells.append(f"**{text}**{mark}" if mark else text)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    grouped = [v for per in summary["paired"].values() for v in per.values() if "groups" in v]
+    if grouped:
+        n_groups = max(v["groups"] for v in grouped)
+        lines += ["", f"The same differences with a CI that resamples the foreground photos "
+                  f"({n_groups} photo(s)), then their cases: cases built from one photo are "
+                  "correlated, so this interval is the honest one when few photos make up "
+                  "most cases:", ""]  # fmt: skip
+        lines.append("| Method | " + " | ".join(f"{t} {arrow[d]}" for _, t, d in cols) + " |")
+        lines.append("|---" * (len(cols) + 1) + "|")
+        for m in summary["methods"]:
+            if m == ref:
+                continue
+            cells = []
+            for k, _, _ in cols:
+                v = summary["paired"].get(m, {}).get(k)
+                if v is None or "groups" not in v:
+                    cells.append("–")
+                    continue
+                text = f"{v['diff']:+.3g} [{v['group_low']:+.3g}, {v['group_high']:+.3g}]"
+                mark = {"yes": " ✓", "no": " ✗"}.get(v["group_better"], "")
+                cells.append(f"**{text}**{mark}" if mark else text)
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
     alphas = summary["wsol_alpha"]
     if alphas:
         tuned = all(a["tuned_on_split"] for a in alphas.values())
@@ -241,12 +279,14 @@ def write_csvs(summary: dict[str, Any], records: Sequence[Record], out: Path) ->
     with (out / "paired.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["kind", "method", "reference", "metric", "diff", "low", "high", "n",
-                    "better"])  # fmt: skip
+                    "better", "group_low", "group_high", "groups", "group_better"])  # fmt: skip
         for kind, part in parts:
             for m, per in part["paired"].items():
                 for k, v in per.items():
                     w.writerow([kind, m, part["reference"], k, v["diff"], v["low"], v["high"],
-                                v["n"], v["better"]])  # fmt: skip
+                                v["n"], v["better"], v.get("group_low", ""),
+                                v.get("group_high", ""), v.get("groups", ""),
+                                v.get("group_better", "")])  # fmt: skip
     skip = {"wsol_success", "key", "record", *_THUMB_KEYS}
     cols = sorted({k for r in records for k in r if k not in skip})
     with (out / "per_case.csv").open("w", newline="") as fh:
@@ -358,11 +398,20 @@ def write_benchmark_report(
     if (out / "build_stats.json").is_file():
         stats = json.loads((out / "build_stats.json").read_text())
     order = list(methods) if methods else config.get("methods")
-    summary = summarize_benchmark(records, order, reference)
+    # the foreground (composites) or target-cell (grids) photo of each case
+    groups = {c["item"]: str(c["source"]["photo"]) for c in cases
+              if isinstance(c.get("source"), dict) and "photo" in c["source"]}  # fmt: skip
+    for r in records:
+        if r["item"] in groups:
+            r.setdefault("photo", groups[r["item"]])
+    group_map = groups or None
+    summary = summarize_benchmark(records, order, reference, groups=group_map)
     kinds = sorted({r["kind"] for r in records})
     if len(kinds) > 1:  # e.g. grid2 and grid3: different chance levels
         summary["by_kind"] = {
-            k: summarize_benchmark([r for r in records if r["kind"] == k], order, reference)
+            k: summarize_benchmark(
+                [r for r in records if r["kind"] == k], order, reference, groups=group_map
+            )  # fmt: skip
             for k in kinds
         }
     summary["config"] = config

@@ -343,9 +343,7 @@ def _check_config(out: Path, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _cached_cases(
-    out: Path, key: dict[str, Any], build: Any
-) -> tuple[list[Any], Any]:
+def _cached_cases(out: Path, key: dict[str, Any], build: Any) -> tuple[list[Any], Any]:
     """The cases of ``out``'s :data:`CASES_FILE` if it was written for ``key``, else
     ``build()``'s, saved there (``build=None``: the file must exist and match)."""
     path = out / CASES_FILE

@@ -100,6 +100,58 @@ def paired_bootstrap_ci(
     return bootstrap_mean_ci(x - y, n_boot, seed, level)
 
 
+def cluster_bootstrap_mean_ci(
+    values: Sequence[float] | np.ndarray,
+    groups: Sequence[Any],
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    r"""
+    ``(mean, low, high)``: the mean of ``values`` and its two-stage (cluster) percentile
+    bootstrap interval: each resample draws the groups with replacement, then the values
+    of each drawn group with replacement, and takes the mean over all drawn values.
+
+    Use it when values come in correlated groups (e.g. benchmark cases built from the
+    same foreground photo): resampling single values then treats ``n`` cases as ``n``
+    independent draws and gives too narrow an interval when the groups differ. With one
+    group this is :func:`bootstrap_mean_ci`'s interval.
+
+    Args:
+        values (sequence of float): one value per case (e.g. a paired difference).
+        groups (sequence): the group of each value (any hashable).
+        n_boot (int): resamples.
+        seed (int): seed of the resampling.
+        level (float): coverage of the interval.
+
+    Returns:
+        (mean, low, high) (tuple of float).
+    """
+    v = np.asarray(values, dtype=float).reshape(-1)
+    if v.size == 0:
+        raise ValueError("`values` must not be empty")
+    if len(groups) != v.size:
+        raise ValueError(f"`groups` must have one entry per value, got {len(groups)} and {v.size}")
+    names = list(dict.fromkeys(groups))
+    members = [v[[i for i, g in enumerate(groups) if g == name]] for name in names]
+    k = len(names)
+    est = float(v.mean())
+    if v.size == 1:
+        return est, est, est
+    rng = np.random.default_rng(seed)
+    chosen = rng.integers(0, k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), int)
+    # within-group resampled sums for every (resample, slot): (k, n_boot, k)
+    sums = np.stack([m[rng.integers(0, m.size, size=(n_boot, k, m.size))].sum(-1)
+                     for m in members])  # fmt: skip
+    sizes = np.array([m.size for m in members], dtype=float)
+    boot_rows = np.arange(n_boot)[:, None]
+    slots = np.arange(k)[None, :]
+    totals = sums[chosen, boot_rows, slots].sum(axis=1)
+    boots = totals / sizes[chosen].sum(axis=1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return est, float(lo), float(hi)
+
+
 def _mean(v: Sequence[Any]) -> float:
     return float(np.mean(np.asarray(v, dtype=float)))
 
