@@ -114,6 +114,9 @@ class BenchmarkOptions:
         tolerance (float): pointing-game tolerance in pixels (TorchRay: 15).
         robust_cases (int): max-sensitivity and infidelity on the first this many
                     cases of the evaluated split (``0``: never).
+        curve_cases (int, optional): insertion/deletion curves on the first this many
+                    cases of the evaluated split (``None``: all). The curves cost ~100
+                    forward passes per case and method, far more than most maps.
         gallery_cases (int): thumbnails for the first this many cases.
         thumb_size (int): thumbnail side in pixels.
         split (str): ``"test"`` (full metrics on test cases; tune cases only
@@ -125,6 +128,7 @@ class BenchmarkOptions:
     curve_batch_size: int = 32
     tolerance: float = STANDARD_TOLERANCE
     robust_cases: int = 32
+    curve_cases: int | None = None
     gallery_cases: int = 8
     thumb_size: int = THUMB_SIZE
     split: str = "test"
@@ -134,6 +138,8 @@ class BenchmarkOptions:
             raise ValueError("`batch_size` and `curve_batch_size` must be >= 1")
         if self.curve_steps < 1:
             raise ValueError(f"`curve_steps` must be >= 1, got {self.curve_steps}")
+        if self.curve_cases is not None and self.curve_cases < 0:
+            raise ValueError(f"`curve_cases` must be >= 0 or None, got {self.curve_cases}")
         if self.robust_cases < 0 or self.gallery_cases < 0:
             raise ValueError("`robust_cases` and `gallery_cases` must be >= 0")
         if self.split not in SPLITS:
@@ -219,14 +225,16 @@ def evaluate_batch(
             "wsol_success": [bool(b) for b in wsol[i]],
         })  # fmt: skip
     sel = [i for i, c in enumerate(cases) if c.case_id in full]
-    if sel:
+    limit = options.curve_cases
+    curved = [i for i in sel if limit is None or rank[cases[i].case_id] < limit]
+    if curved:
         t0, c0 = time.perf_counter(), time.process_time()
-        ins, dele = insertion_deletion(model, images[sel], maps[sel],
-                                       [int(cases[i].target) for i in sel],
+        ins, dele = insertion_deletion(model, images[curved], maps[curved],
+                                       [int(cases[i].target) for i in curved],
                                        options.curve_steps, options.curve_batch_size)  # fmt: skip
-        curve_seconds = (time.perf_counter() - t0) / len(sel)
-        curve_cpu = (time.process_time() - c0) / len(sel)
-        for j, i in enumerate(sel):
+        curve_seconds = (time.perf_counter() - t0) / len(curved)
+        curve_cpu = (time.process_time() - c0) / len(curved)
+        for j, i in enumerate(curved):
             recs[i]["insertion_auc"] = round(float(ins[j]), 6)
             recs[i]["deletion_auc"] = round(float(dele[j]), 6)
             recs[i]["curve_seconds"] = curve_seconds
@@ -385,6 +393,7 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
         batch_size=args.batch_size if args.batch_size is not None else 8,
         curve_steps=args.curve_steps, curve_batch_size=args.curve_batch_size,
         tolerance=args.tolerance, robust_cases=args.max_sensitivity_cases, split=split,
+        curve_cases=getattr(args, "curve_cases", None),
     )  # fmt: skip
     if args.n < 1:
         raise ValueError(f"`--n` must be >= 1, got {args.n}")

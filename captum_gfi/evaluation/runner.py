@@ -160,6 +160,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="max-sensitivity and infidelity on the first N evaluated cases (default 32)",
     )
     b.add_argument(
+        "--curve-cases",
+        type=int,
+        default=None,
+        help="insertion/deletion curves on the first N evaluated cases only (default: all); "
+        "the other metrics are computed on every case",
+    )
+    b.add_argument(
         "--curve-steps",
         type=int,
         default=CURVE_STEPS,
