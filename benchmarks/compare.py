@@ -38,14 +38,15 @@ def per_case(folder: Path) -> tuple[dict[str, dict[str, dict[str, float]]], dict
     photos: dict[str, str] = {}
     with open(folder / "per_case.csv", newline="") as f:
         for row in csv.DictReader(f):
-            if row["split"] != "test" or not row.get("insertion_auc"):
+            if row["split"] != "test" or not row.get("energy_share"):
                 continue
             values = {
                 "energy_share": float(row["energy_share"]),
                 "pointing_hit": float(row["pointing_hit"] == "True"),
                 "topk_precision": float(row["topk_precision"]),
-                "ins_minus_del": float(row["insertion_auc"]) - float(row["deletion_auc"]),
             }
+            if row.get("insertion_auc"):  # curves may cover the first cases only
+                values["ins_minus_del"] = float(row["insertion_auc"]) - float(row["deletion_auc"])
             table[row["method"]][row["item"]] = values
             if row.get("photo"):
                 photos[row["item"]] = row["photo"]
@@ -70,16 +71,24 @@ def main() -> int:
             continue
         cases = sorted(set(table[args.a]) & set(table[args.b]))
         cells = [f"{folder.parent.name} {folder.name}", str(len(cases))]
+        n_curves = sum("ins_minus_del" in table[args.a][c] and "ins_minus_del" in table[args.b][c]
+                       for c in cases)  # fmt: skip
+        if n_curves < len(cases):
+            cells[1] += f" ({n_curves} with curves)"
         if args.by_photo:
             if not all(c in photos for c in cases):
                 raise SystemExit(f"{folder}/per_case.csv has no photo column: regenerate its "
                                  "report (captum-gfi evaluate ... --report-only)")  # fmt: skip
             cells.append(str(len({photos[c] for c in cases})))
         for metric in METRICS:
-            a = np.array([table[args.a][c][metric] for c in cases])
-            b = np.array([table[args.b][c][metric] for c in cases])
+            have = [c for c in cases if metric in table[args.a][c] and metric in table[args.b][c]]
+            if not have:
+                cells.append("–")
+                continue
+            a = np.array([table[args.a][c][metric] for c in have])
+            b = np.array([table[args.b][c][metric] for c in have])
             if args.by_photo:
-                diff, low, high = cluster_bootstrap_mean_ci(a - b, [photos[c] for c in cases])
+                diff, low, high = cluster_bootstrap_mean_ci(a - b, [photos[c] for c in have])
             else:
                 diff, low, high = paired_bootstrap_ci(a, b)
             cell = f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]"

@@ -1,6 +1,7 @@
 """The benchmark pipeline (cases -> records -> report) on synthetic cases and a
 tiny net; the real-model command line run is marked slow."""
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +55,25 @@ def _cases(n: int = 7) -> list[Case]:
 OPTIONS = BenchmarkOptions(batch_size=3, curve_steps=50, robust_cases=2, gallery_cases=2)
 
 
-def _run(out: Path, methods: list[str], info: D.DistInfo | None = None) -> int:
+def _run(
+    out: Path, methods: list[str], info: D.DistInfo | None = None, options: Any = OPTIONS
+) -> int:
     net = toy_convnet()
-    return run_cases(_cases(), methods, net, resolve_module(net, "3"), None, out, OPTIONS,
+    return run_cases(_cases(), methods, net, resolve_module(net, "3"), None, out, options,
                      model_name="toy", info=info)  # fmt: skip
+
+
+def test_curves_on_the_first_cases_only(one_thread: None, tmp_path: Path) -> None:
+    options = dataclasses.replace(OPTIONS, curve_cases=2, robust_cases=0)
+    _run(tmp_path, ["center"], options=options)
+    _, records = load_records(tmp_path)
+    test_ids = [c.case_id for c in _cases() if c.split == "test"]
+    by_item = {r["item"]: r for r in records}
+    assert [i for i in test_ids if "insertion_auc" in by_item[i]] == test_ids[:2]
+    # the map metrics are on every case
+    assert all("energy_share" in by_item[i] and "topk_precision" in by_item[i] for i in test_ids)
+    with pytest.raises(ValueError, match="curve_cases"):
+        dataclasses.replace(OPTIONS, curve_cases=-1)
 
 
 def _strip(recs: list[dict]) -> list[dict]:
