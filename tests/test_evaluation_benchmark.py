@@ -239,3 +239,28 @@ def test_command_line_on_lite0_composites(tmp_path: Path) -> None:
     assert summary["config"]["model"] == "efficientnet-lite0"
     assert summary["metrics"]["gradcam"]["insertion_auc"]["n"] >= 1
     assert (out / "gallery.png").stat().st_size > 0
+
+
+def test_cached_cases_are_reused_only_for_the_same_data_config(tmp_path: Path) -> None:
+    from captum_gfi.evaluation.benchmark_runner import CASES_FILE, _cached_cases
+
+    built: list[int] = []
+
+    def build(n: int) -> Any:
+        def make() -> tuple[list[Case], Stats]:
+            built.append(n)
+            return _cases(n), Stats(kept=n, tried=n)
+
+        return make
+
+    with pytest.raises(RuntimeError, match="missing"):
+        _cached_cases(tmp_path, {"n": 3}, None)  # another rank: the main one builds first
+    cases, stats = _cached_cases(tmp_path, {"n": 3}, build(3))
+    assert (tmp_path / CASES_FILE).is_file() and built == [3] and stats.kept == 3
+    again, _ = _cached_cases(tmp_path, {"n": 3}, build(3))
+    assert built == [3] and [c.case_id for c in again] == [c.case_id for c in cases]
+    assert torch.equal(again[1].image, cases[1].image)
+    other, _ = _cached_cases(tmp_path, {"n": 4}, build(4))  # another config: rebuilt
+    assert built == [3, 4] and len(other) == 4
+    with pytest.raises(RuntimeError, match="another config"):
+        _cached_cases(tmp_path, {"n": 3}, None)

@@ -32,7 +32,7 @@ import argparse
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -351,7 +351,9 @@ def _check_config(out: Path, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _cached_cases(out: Path, key: dict[str, Any], build: Any) -> tuple[list[Any], Any]:
+def _cached_cases(
+    out: Path, key: dict[str, Any], build: Callable[[], tuple[list[Any], Any]] | None
+) -> tuple[list[Any], Any]:
     """The cases of ``out``'s :data:`CASES_FILE` if it was written for ``key``, else
     ``build()``'s, saved there (``build=None``: the file must exist and match)."""
     path = out / CASES_FILE
@@ -426,7 +428,7 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
                 stats_dict = (
                     dataclasses.asdict(stats)
                     if dataclasses.is_dataclass(stats) and not isinstance(stats, type)
-                    else dict(stats)
+                    else {}
                 )
                 (out / "build_stats.json").write_text(
                     json.dumps(json.loads(json.dumps(stats_dict, default=str)), indent=2,
