@@ -219,21 +219,28 @@ def markdown_tables(summary: dict[str, Any]) -> str:
     lines += ["", f"Difference to `{ref}` on the same cases (method − {ref}), mean with its "
               "paired bootstrap 95 % CI; **bold**: the CI excludes 0 (✓ better, ✗ worse "
               "given the metric's direction):", ""]  # fmt: skip
-    lines.append("| Method | " + " | ".join(f"{t} {arrow[d]}" for _, t, d in cols) + " |")
-    lines.append("|---" * (len(cols) + 1) + "|")
-    for m in summary["methods"]:
-        if m == ref:
-            continue
-        cells = []
-        for k, _, _ in cols:
-            v = summary["paired"].get(m, {}).get(k)
-            if v is None:
-                cells.append("–")
+    header = ["| Method | " + " | ".join(f"{t} {arrow[d]}" for _, t, d in cols) + " |",
+              "|---" * (len(cols) + 1) + "|"]  # fmt: skip
+
+    def paired_rows(prefix: str) -> list[str]:
+        """One row per method: the difference with the interval ``<prefix>low``/``high``."""
+        rows = []
+        for m in summary["methods"]:
+            if m == ref:
                 continue
-            text = f"{v['diff']:+.3g} [{v['low']:+.3g}, {v['high']:+.3g}]"
-            mark = {"yes": " ✓", "no": " ✗"}.get(v["better"], "")
-            cells.append(f"**{text}**{mark}" if mark else text)
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            cells = []
+            for k, _, _ in cols:
+                v = summary["paired"].get(m, {}).get(k)
+                if v is None or f"{prefix}low" not in v:
+                    cells.append("–")
+                    continue
+                text = f"{v['diff']:+.3g} [{v[prefix + 'low']:+.3g}, {v[prefix + 'high']:+.3g}]"
+                mark = {"yes": " ✓", "no": " ✗"}.get(v[prefix + "better"], "")
+                cells.append(f"**{text}**{mark}" if mark else text)
+            rows.append(f"| {m} | " + " | ".join(cells) + " |")
+        return rows
+
+    lines += header + paired_rows("")
     grouped = [v for per in summary["paired"].values() for v in per.values() if "groups" in v]
     if grouped:
         n_groups = max(v["groups"] for v in grouped)
@@ -241,21 +248,7 @@ def markdown_tables(summary: dict[str, Any]) -> str:
                   f"({n_groups} photo(s)), then their cases: cases built from one photo are "
                   "correlated, so this interval is the honest one when few photos make up "
                   "most cases:", ""]  # fmt: skip
-        lines.append("| Method | " + " | ".join(f"{t} {arrow[d]}" for _, t, d in cols) + " |")
-        lines.append("|---" * (len(cols) + 1) + "|")
-        for m in summary["methods"]:
-            if m == ref:
-                continue
-            cells = []
-            for k, _, _ in cols:
-                v = summary["paired"].get(m, {}).get(k)
-                if v is None or "groups" not in v:
-                    cells.append("–")
-                    continue
-                text = f"{v['diff']:+.3g} [{v['group_low']:+.3g}, {v['group_high']:+.3g}]"
-                mark = {"yes": " ✓", "no": " ✗"}.get(v["group_better"], "")
-                cells.append(f"**{text}**{mark}" if mark else text)
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += header + paired_rows("group_")
     alphas = summary["wsol_alpha"]
     if alphas:
         tuned = all(a["tuned_on_split"] for a in alphas.values())
