@@ -89,8 +89,11 @@ def test_cluster_bootstrap_widens_the_interval_when_groups_disagree() -> None:
     assert lo < case_lo and hi > case_hi
     assert hi - lo > 5 * (case_hi - case_lo)  # 3 photos, not 180 independent cases
     assert lo < 0 < hi
-    # one group: exactly the case-level interval (same draws)
-    assert cluster_bootstrap_mean_ci(values[:80], groups[:80]) == bootstrap_mean_ci(values[:80])
+    # one group, or every value its own group: the case-level interval (the same draws)
+    one = cluster_bootstrap_mean_ci(values[:80], groups[:80])
+    assert one == pytest.approx(bootstrap_mean_ci(values[:80]), abs=1e-12)
+    singletons = cluster_bootstrap_mean_ci(values, list(range(values.size)))
+    assert singletons == pytest.approx(bootstrap_mean_ci(values), abs=1e-12)
     # groups that agree: the interval stays near the case-level one
     same = rng.normal(0.1, 0.02, 180)
     _, glo, ghi = cluster_bootstrap_mean_ci(same, groups)

@@ -139,15 +139,20 @@ def cluster_bootstrap_mean_ci(
     if v.size == 1:
         return est, est, est
     rng = np.random.default_rng(seed)
-    chosen = rng.integers(0, k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), int)
-    # within-group resampled sums for every (resample, slot): (k, n_boot, k)
-    sums = np.stack([m[rng.integers(0, m.size, size=(n_boot, k, m.size))].sum(-1)
-                     for m in members])  # fmt: skip
+    # how often each resample draws each group (stage 1), then that many resamples of the
+    # group's values (stage 2), summed per resample: O(n_boot * n) time and memory
+    counts = np.ones((n_boot, k), dtype=np.int64)
+    if k > 1:
+        counts[:] = 0
+        chosen = rng.integers(0, k, size=(n_boot, k))
+        np.add.at(counts, (np.repeat(np.arange(n_boot), k), chosen.ravel()), 1)
+    totals = np.zeros(n_boot)
+    for g, m in enumerate(members):
+        reps = counts[:, g] * m.size
+        draws = m[rng.integers(0, m.size, size=int(reps.sum()))]
+        totals += np.bincount(np.repeat(np.arange(n_boot), reps), weights=draws, minlength=n_boot)
     sizes = np.array([m.size for m in members], dtype=float)
-    boot_rows = np.arange(n_boot)[:, None]
-    slots = np.arange(k)[None, :]
-    totals = sums[chosen, boot_rows, slots].sum(axis=1)
-    boots = totals / sizes[chosen].sum(axis=1)
+    boots = totals / (counts @ sizes)
     lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
     return est, float(lo), float(hi)
 
