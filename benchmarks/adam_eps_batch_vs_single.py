@@ -16,12 +16,11 @@ import math
 from collections.abc import Callable
 
 import torch
+from robustness import first_test_composites  # benchmarks/, the script's own folder
 from torch import Tensor
 
 from captum_gfi import GuidedFeatureInversion
 from captum_gfi import guided_feature_inversion as G
-from captum_gfi.evaluation.benchmark_data import build_cases
-from captum_gfi.models import Normalize, load_model
 
 EPS_REL: list[float | None] = [None]  # None: the shipped Adam (eps = 1e-8)
 _shipped_run = G._ProjectedAdam.run
@@ -68,12 +67,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     G._ProjectedAdam.run = _run  # type: ignore[method-assign]
-    loaded = load_model(args.model)
-    net = Normalize(loaded.model, loaded.mean, loaded.std).eval()
-    cases, _ = build_cases("composites", loaded, args.n_build, seed=0)
-    test = [c for c in cases if c.split == "test"][: args.cases]
-    x = torch.stack([c.image for c in test])
-    t = torch.tensor([c.target for c in test])
+    net, test, x, t = first_test_composites(args.model, args.n_build, args.cases)
     gfi = GuidedFeatureInversion.from_model(net)
     shipped = None
     for eps_rel in (None, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1):

@@ -47,6 +47,18 @@ def gfi_map(gfi: GuidedFeatureInversion, x: Tensor, t: Tensor, setting: str, **k
     return gfi.attribute(x, target=t, setting=setting, **kw).detach().float()
 
 
+def first_test_composites(
+    model: str, n_build: int, n: int
+) -> tuple[torch.nn.Module, list[Any], Tensor, Tensor]:
+    """The model (normalisation inside, eval mode) and the first ``n`` test composites of
+    ``build_cases("composites", ..., n_build, seed=0)``: cases, images, targets."""
+    loaded = load_model(model)
+    net = Normalize(loaded.model, loaded.mean, loaded.std).eval()
+    cases, _ = build_cases("composites", loaded, n_build, seed=0)
+    test = [c for c in cases if c.split == "test"][:n]
+    return net, test, torch.stack([c.image for c in test]), torch.tensor([c.target for c in test])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="efficientnet-lite0")
@@ -61,12 +73,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    loaded = load_model(args.model)
-    net = Normalize(loaded.model, loaded.mean, loaded.std).eval()
-    cases, _ = build_cases("composites", loaded, args.n_build, seed=0)
-    test = [c for c in cases if c.split == "test"][: args.cases]
-    x = torch.stack([c.image for c in test])
-    t = torch.tensor([c.target for c in test])
+    net, test, x, t = first_test_composites(args.model, args.n_build, args.cases)
     gfi = GuidedFeatureInversion.from_model(net)
     results: dict[str, Any] = {"model": args.model, "n": len(test), "threads": args.threads}
     for name in args.methods.split(","):
