@@ -226,6 +226,31 @@ def test_resuming_into_another_runs_folder_is_refused(tmp_path: Path) -> None:
     assert main(args) == 2  # a clear error, not a mixed run
 
 
+def test_num_cases_is_the_torchrun_safe_spelling_of_n() -> None:
+    from torch.distributed.run import get_args_parser
+
+    from captum_gfi.cli import build_parser
+
+    parser = build_parser()
+    base = ["evaluate", "--dataset", "composites", "--out", "x"]
+    assert parser.parse_args([*base, "--num-cases", "7"]).n == 7
+    assert parser.parse_args([*base, "--n", "7"]).n == 7
+    assert parser.parse_args(base).n == 200
+    # torchrun parses its own options first: `--n` is an ambiguous prefix there, and it
+    # leaves `--num-cases` to the script
+    launcher = ["--nproc_per_node", "2", "-m", "captum_gfi.cli", *base, "--num-cases", "7"]
+    assert get_args_parser().parse_args(launcher).training_script_args[-2:] == ["--num-cases", "7"]
+    with pytest.raises(SystemExit):
+        get_args_parser().parse_args([*launcher[:-2], "--n", "7"])
+
+
+def test_num_cases_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["evaluate", "--dataset", "composites", "--model", "toy", "--num-cases", "0",
+            "--out", str(tmp_path / "run"), "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    assert "`--num-cases` (`--n`) must be >= 1, got 0" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_command_line_on_lite0_composites(tmp_path: Path) -> None:
     pytest.importorskip("captum_gfi.evaluation.benchmark_data")

@@ -398,7 +398,7 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
         curve_cases=getattr(args, "curve_cases", None),
     )  # fmt: skip
     if args.n < 1:
-        raise ValueError(f"`--n` must be >= 1, got {args.n}")
+        raise ValueError(f"`--num-cases` (`--n`) must be >= 1, got {args.n}")
     min_conf = args.min_confidence if args.min_confidence is not None else 0.3
     info = D.init_from_env()
     try:

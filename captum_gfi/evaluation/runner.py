@@ -137,7 +137,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "method call (default 8)",
     )
     b = parser.add_argument_group("composites / grids benchmark")
-    b.add_argument("--n", type=int, default=200, help="number of cases to build (default 200)")
+    b.add_argument(
+        "--num-cases",
+        "--n",
+        dest="n",
+        type=int,
+        default=200,
+        help="number of cases to build (default 200; the alias --n is ambiguous to torchrun's "
+        "parser, which sees it first: use --num-cases under torchrun)",
+    )
     b.add_argument("--seed", type=int, default=0, help="seed of the case builder (default 0)")
     b.add_argument(
         "--max-per-photo",
