@@ -213,6 +213,28 @@ CONFIGS: dict[str, Config] = {
         Config("c20_fine10", steps=20, fine_block=10, note="7x7 + 14x14 (_blocks[10]) channels"),
         Config("fine10_init_only", steps=0, fine_block=10),
         Config("c20_fine10_w1", steps=20, fine_block=10, fine_weight=1.0),
+        # session 9: the shipped `refined` (= c10_beta4) with one change each, measured on
+        # the at-scale runs' tune splits (66 / 66 / 65 composites of Lite0 / Lite1 / Lite2)
+        Config("c10_beta6", steps=10, beta=6.0),
+        Config("c35_beta4", steps=35, beta=4.0),
+        Config("c10_beta4_logit", steps=10, beta=4.0, score="logit"),
+        Config("c10_beta4_softmax", steps=10, beta=4.0, score="softmax"),
+        Config("c10_beta4_mean_bg", steps=10, beta=4.0, background="mean"),
+        Config(
+            "c10_beta4_stage1",
+            steps=10,
+            beta=4.0,
+            stage1_steps=10,
+            note="10 Algorithm-1 steps (Eq. (8) inversion + beta*mean(m)) first",
+        ),
+        Config(
+            "softmax_gcinit10_beta4",
+            form="softmax",
+            steps=10,
+            beta=4.0,
+            lr=1e-1,
+            note="Opti-CAM parameterisation, Grad-CAM init, refined's objective",
+        ),
     ]  # fmt: skip
 }
 
@@ -602,9 +624,20 @@ def bootstrap_ci(diff: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[f
 
 def _cases(lm: LoadedModel, data: str, n: int, split: str, limit: int = 0) -> list[Case]:
     """``data``: "composites" / "grids" (issue 9's benchmark, ``n`` built per kind, the
-    ``split`` kept), "both" (both kinds), or "photogrids" (the interim 2x2 grids)."""
+    ``split`` kept), "both" (both kinds), "photogrids" (the interim 2x2 grids), or a path
+    to the ``cases.pt`` of a ``captum-gfi evaluate --dataset ...`` run (its cases of
+    ``split``; ``n`` is ignored)."""
     if data == "photogrids":
         return grid_cases(lm, n)
+    if data.endswith(".pt"):
+        saved = torch.load(data, weights_only=False)
+        if saved["key"]["model"] != lm.name:
+            raise ValueError(f"{data} holds {saved['key']['model']} cases, not {lm.name}'s")
+        run = [
+            Case(c.image, int(c.target), c.mask.bool(), c.split, c.case_id)
+            for c in saved["cases"] if c.split == split
+        ]  # fmt: skip
+        return run[:limit] if limit else run
     kinds = ["composites", "grids"] if data == "both" else [data]
     out: list[Case] = []
     for kind in kinds:
@@ -639,7 +672,8 @@ def sweep(args: argparse.Namespace) -> None:
     cases = _cases(lm, args.data, args.n, args.split, args.limit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = f"{args.model}_{args.data}{args.n}_{args.split}_n{len(cases)}_p{args.points}"
+    data = f"run-{Path(args.data).parent.name}" if args.data.endswith(".pt") else args.data
+    tag = f"{args.model}_{data}{args.n}_{args.split}_n{len(cases)}_p{args.points}"
     store = out / f"{tag}.json"
     results: dict[str, Any] = json.loads(store.read_text()) if store.is_file() else {}
     names = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
@@ -768,7 +802,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sweep")
     s.add_argument("--model", default="efficientnet-lite0")
-    s.add_argument("--data", default="both", help="composites | grids | both | photogrids")
+    s.add_argument(
+        "--data",
+        default="both",
+        help="composites | grids | both | photogrids | PATH/cases.pt of an evaluate run",
+    )
     s.add_argument("--split", default="tune")
     s.add_argument("--n", type=int, default=32)
     s.add_argument("--configs", default="all")
