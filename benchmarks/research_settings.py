@@ -672,8 +672,13 @@ def sweep(args: argparse.Namespace) -> None:
     cases = _cases(lm, args.data, args.n, args.split, args.limit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = f"run-{Path(args.data).parent.name}" if args.data.endswith(".pt") else args.data
-    tag = f"{args.model}_{data}{args.n}_{args.split}_n{len(cases)}_p{args.points}"
+    # a run's cases.pt: named by its folder (``--n`` plays no part)
+    data = (
+        f"run-{Path(args.data).parent.name}"
+        if args.data.endswith(".pt")
+        else f"{args.data}{args.n}"
+    )
+    tag = f"{args.model}_{data}_{args.split}_n{len(cases)}_p{args.points}"
     store = out / f"{tag}.json"
     results: dict[str, Any] = json.loads(store.read_text()) if store.is_file() else {}
     names = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
