@@ -11,15 +11,13 @@ maps move from the shipped setting's, and the mean energy share in the ground tr
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable
 
 import torch
-from robustness import first_test_composites  # benchmarks/, the script's own folder
+from robustness import adam_experiment  # benchmarks/, the script's own folder
 from torch import Tensor
 
-from captum_gfi import GuidedFeatureInversion
 from captum_gfi import guided_feature_inversion as G
 
 EPS_REL: list[float | None] = [None]  # None: the shipped Adam (eps = 1e-8)
@@ -59,16 +57,7 @@ def _run(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="efficientnet-lite0")
-    parser.add_argument("--cases", type=int, default=8)
-    parser.add_argument("--n-build", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    G._ProjectedAdam.run = _run  # type: ignore[method-assign]
-    net, test, x, t = first_test_composites(args.model, args.n_build, args.cases)
-    gfi = GuidedFeatureInversion.from_model(net)
+    gfi, test, x, t = adam_experiment(__doc__.split("\n\n")[0], _run)
     shipped = None
     for eps_rel in (None, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1):
         EPS_REL[0] = eps_rel

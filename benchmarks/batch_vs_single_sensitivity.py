@@ -21,14 +21,12 @@ batch-invariant kernels reaches 1e-3.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
 import torch
-from robustness import first_test_composites  # benchmarks/, the script's own folder
+from robustness import adam_experiment  # benchmarks/, the script's own folder
 from torch import Tensor
 
-from captum_gfi import GuidedFeatureInversion
 from captum_gfi import guided_feature_inversion as G
 
 _shipped_run = G._ProjectedAdam.run
@@ -63,16 +61,7 @@ def _traced_run(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="efficientnet-lite0")
-    parser.add_argument("--cases", type=int, default=8)
-    parser.add_argument("--n-build", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    G._ProjectedAdam.run = _traced_run  # type: ignore[method-assign]
-    _net, _test, x, t = first_test_composites(args.model, args.n_build, args.cases)
-    gfi = GuidedFeatureInversion.from_model(_net)
+    gfi, _test, x, t = adam_experiment(__doc__.split("\n\n")[0], _traced_run)
 
     def traced(inputs: Tensor, target: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor | None]]]:
         TRACE.clear()  # one Adam run per stage: keep the one that took steps

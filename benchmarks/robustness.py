@@ -23,6 +23,7 @@ import copy
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,28 @@ def first_test_composites(
     cases, _ = build_cases("composites", loaded, n_build, seed=0)
     test = [c for c in cases if c.split == "test"][:n]
     return net, test, torch.stack([c.image for c in test]), torch.tensor([c.target for c in test])
+
+
+def adam_experiment(
+    description: str, run: Callable[..., Tensor]
+) -> tuple[GuidedFeatureInversion, list[Any], Tensor, Tensor]:
+    """The shared set-up of the Adam experiments (``adam_eps_batch_vs_single.py``,
+    ``batch_vs_single_sensitivity.py``): parses ``--model``, ``--cases``, ``--n-build``,
+    ``--threads``, sets the threads, replaces ``_ProjectedAdam.run`` by ``run`` (in this
+    process only) and returns a GFI for the model with the first test composites (cases,
+    images, targets)."""
+    from captum_gfi import guided_feature_inversion as G
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="efficientnet-lite0")
+    parser.add_argument("--cases", type=int, default=8)
+    parser.add_argument("--n-build", type=int, default=16, help="cases built (tune + test)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    G._ProjectedAdam.run = run  # type: ignore[method-assign]
+    net, test, x, t = first_test_composites(args.model, args.n_build, args.cases)
+    return GuidedFeatureInversion.from_model(net), test, x, t
 
 
 def main() -> int:
