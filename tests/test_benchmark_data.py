@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from captum_gfi.evaluation.benchmark_data import (  # noqa: E402
     assign_splits,
     build_cases,
     candidate_crops,
+    case_from_record,
     foreground_photos,
     load_photo,
     photo_boxes,
@@ -266,3 +269,77 @@ def test_real_model_composites_are_confident() -> None:
         assert case.image.shape == (3, 224, 224)
         assert case.confidence >= 0.3
         assert case.confidence == pytest.approx(float(p[case.target]), abs=1e-4)
+
+
+def _assert_same_case(rebuilt: BenchmarkCase, case: BenchmarkCase) -> None:
+    assert (rebuilt.case_id, rebuilt.kind, rebuilt.split, rebuilt.target, rebuilt.box) == (
+        case.case_id,
+        case.kind,
+        case.split,
+        case.target,
+        case.box,
+    )
+    assert rebuilt.confidence == pytest.approx(case.confidence, abs=1e-6)
+    assert torch.equal(rebuilt.mask, case.mask)
+    assert torch.equal(rebuilt.image, case.image)  # bit for bit: same photos, same resize
+
+
+def test_case_from_record_rebuilds_composites_and_grids_without_the_model(
+    composites: list[BenchmarkCase], colour: LoadedModel
+) -> None:
+    from captum_gfi.evaluation.benchmark_runner import case_record
+
+    grids, _ = build_cases("grids", colour, 6, seed=1)
+    for i, case in enumerate(composites[:8] + grids):
+        record = json.loads(json.dumps(case_record(case, i, "m", False, 16)))  # as on disk
+        _assert_same_case(case_from_record(record, SIZE), case)
+
+
+def test_case_from_record_refuses_other_records(composites: list[BenchmarkCase]) -> None:
+    from captum_gfi.evaluation.benchmark_runner import case_record
+
+    record = json.loads(json.dumps(case_record(composites[0], 0, "m", False, 16)))
+    with pytest.raises(ValueError, match="'case' record"):
+        case_from_record({**record, "record": "method"}, SIZE)
+    with pytest.raises(ValueError, match="not a benchmark case"):
+        case_from_record({**record, "kind": "photo"}, SIZE)
+    with pytest.raises(ValueError, match="recorded"):
+        case_from_record({**record, "box": [0, 0, 1, 1]}, SIZE)
+    with pytest.raises(ValueError, match="covers"):  # built for another input size
+        case_from_record(record, SIZE * 2)
+
+
+def test_rebuild_cases_script_writes_the_cache_evaluate_reuses(
+    composites: list[BenchmarkCase], tmp_path: Path
+) -> None:
+    import importlib.util
+
+    from captum_gfi.evaluation.benchmark_runner import DATA_KEYS, _cached_cases, case_record
+
+    spec = importlib.util.spec_from_file_location(
+        "rebuild_cases", Path(__file__).parents[1] / "benchmarks" / "rebuild_cases.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = tmp_path / "run"
+    (run / "shards").mkdir(parents=True)
+    config = {"dataset": "composites", "model": "constant", "n": 5, "seed": 3,
+              "min_confidence": 0.3, "max_per_photo": None, "max_tries": None,
+              "input_size": SIZE, "methods": ["gradcam"]}  # fmt: skip
+    (run / "config.json").write_text(json.dumps(config))
+    lines = [
+        json.dumps(case_record(c, i, "constant", False, 16)) for i, c in enumerate(composites[:5])
+    ]
+    (run / "shards" / "rank0.jsonl").write_text("\n".join(lines[::-1]) + "\n")  # any order
+    fingerprints = tmp_path / "sums.json"
+    assert script.main([str(run), str(tmp_path / "a"), "--fingerprints", str(fingerprints)]) == 0
+    key = {k: config[k] for k in DATA_KEYS}
+    cases, _ = _cached_cases(tmp_path / "a", key, None)  # evaluate finds and reuses them
+    for rebuilt, case in zip(cases, composites[:5], strict=True):
+        _assert_same_case(rebuilt, case)
+    check = ["--check", str(tmp_path / "a" / "cases.pt"), "--expect", str(fingerprints)]
+    assert script.main([str(run), str(tmp_path / "b"), *check]) == 0
+    sums = json.loads(fingerprints.read_text())
+    fingerprints.write_text(json.dumps({**sums, "composite-0000": -1.0}))
+    assert script.main([str(run), str(tmp_path / "c"), "--expect", str(fingerprints)]) == 3

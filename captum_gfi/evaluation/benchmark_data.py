@@ -58,6 +58,7 @@ __all__ = [
     "assign_splits",
     "build_cases",
     "candidate_crops",
+    "case_from_record",
     "describe",
     "foreground_photos",
     "load_photo",
@@ -751,6 +752,81 @@ def build_cases(
         per_split=dict(Counter(c.split for c in cases)),
     )
     return cases, stats
+
+
+def _crop(photo: str, crop: Sequence[int]) -> Tensor:
+    x0, y0, x1, y1 = (int(v) for v in crop)
+    return load_photo(photo)[:, y0:y1, x0:x1]
+
+
+def case_from_record(record: dict[str, Any], size: int) -> BenchmarkCase:
+    r"""
+    Rebuilds a kept case from its ``case`` record, without the model.
+
+    A case depends on the model only through the keep rule; its image follows from the
+    provenance :func:`build_cases` stores in ``source`` (photos, crops, offsets, sizes), so
+    the ``case`` records of a benchmark run (``captum-gfi evaluate --dataset
+    composites|grids``) are enough to rebuild its cases, e.g. on another machine, in
+    seconds instead of classifying thousands of candidates again. With the same photo files
+    and PyTorch's CPU resize, the image is the one :func:`build_cases` made.
+
+    Args:
+        record (dict): A ``case`` record (keys ``item``, ``kind``, ``split``, ``target``,
+                    ``confidence``, ``box``, ``source``).
+        size (int): The model's input size ``S`` the case was built for.
+
+    Returns:
+        BenchmarkCase: The case, with the recorded ``confidence`` (not recomputed).
+
+    Raises:
+        ValueError: ``record`` is not a composite or grid case record, or its rebuilt
+        ground truth does not match the recorded box.
+    """
+    kind, source = record.get("kind"), record.get("source")
+    if record.get("record", "case") != "case" or not isinstance(source, dict):
+        raise ValueError(f"record must be a 'case' record with a 'source', got {record!r:.200}")
+    if kind == "composite":
+        bg = _cover(load_photo(source["background"]), size)
+        if list(bg.shape[1:]) != list(source["background_size"]):
+            raise ValueError(
+                f"{record['item']}: background {source['background']} covers "
+                f"{tuple(bg.shape[1:])}, the record says {tuple(source['background_size'])}"
+            )
+        ox, oy = source["background_offset"]
+        canvas = bg[:, oy : oy + size, ox : ox + size].clone()
+        (x0, y0), (w, h) = source["position"], source["size"]
+        canvas[:, y0 : y0 + h, x0 : x0 + w] = resize_image(
+            _crop(source["photo"], source["crop"]), (h, w)
+        )
+        box: Box = (x0, y0, x0 + w, y0 + h)
+    elif kind in ("grid2", "grid3"):
+        k = int(source["grid"])
+        edges = [round(i * size / k) for i in range(k + 1)]
+        canvas = torch.zeros(3, size, size)
+        box = (0, 0, 0, 0)
+        for index, cell in enumerate(source["cells"]):
+            r, c = divmod(index, k)
+            y0, y1, x0, x1 = edges[r], edges[r + 1], edges[c], edges[c + 1]
+            canvas[:, y0:y1, x0:x1] = resize_image(
+                _crop(cell["photo"], cell["crop"]), (y1 - y0, x1 - x0)
+            )
+            if index == source["target_cell"]:
+                box = (x0, y0, x1, y1)
+    else:
+        raise ValueError(f"record {record.get('item')!r}: kind {kind!r} is not a benchmark case")
+    if "box" in record and tuple(record["box"]) != box:
+        raise ValueError(f"{record['item']}: rebuilt box {box} != recorded {tuple(record['box'])}")
+    return BenchmarkCase(
+        case_id=str(record["item"]),
+        kind=str(kind),
+        split=str(record["split"]),
+        image=canvas,
+        target=int(record["target"]),
+        mask=_box_mask(size, box),
+        box=box,
+        confidence=float(record["confidence"]),
+        source=source,
+    )
 
 
 # --------------------------------------------------------------------------- summary

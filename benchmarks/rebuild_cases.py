@@ -1,0 +1,98 @@
+"""Rebuild a benchmark run's cases from its records, without the model, to resume or extend it
+elsewhere.
+
+``captum-gfi evaluate --dataset composites|grids`` caches its built cases in ``OUT/cases.pt``
+(hundreds of MB, not committed) and builds them again, classifying thousands of candidates,
+when the file is missing. The committed run folders keep every case's provenance in its
+``case`` record, so this script writes ``cases.pt`` (and ``build_stats.json``) for a new or
+resumed run folder from them in seconds, with the cache key ``evaluate`` expects for the
+run's data options:
+
+    python benchmarks/rebuild_cases.py docs/benchmark/efficientnet-lite2/composites /tmp/lite2
+    captum-gfi evaluate --dataset composites --model efficientnet-lite2 --num-cases 200 \\
+        --max-per-photo 60 --max-tries 5000 --out /tmp/lite2 --device cuda ...
+
+(the data options must be those of the run's ``config.json``, else ``evaluate`` builds the
+cases again). ``--check PATH/cases.pt`` compares the rebuilt cases with a ``cases.pt`` that
+``evaluate`` built, and ``--fingerprints FILE`` writes / ``--expect FILE`` checks each image's
+sum, to confirm that another machine's photo files and resize give the same images (exit
+status 3 when they differ, 1 when ``--check`` fails).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from captum_gfi.evaluation.benchmark_data import BenchmarkCase, case_from_record
+from captum_gfi.evaluation.benchmark_runner import CASES_FILE, DATA_KEYS
+from captum_gfi.evaluation.runner import read_shards
+
+
+def rebuild(run: Path) -> tuple[list[BenchmarkCase], dict[str, Any]]:
+    """The cases of the run folder ``run`` in build order, and its ``config.json``."""
+    config = json.loads((run / "config.json").read_text())
+    records = [r for r in read_shards(run / "shards").values() if r.get("record") == "case"]
+    if not records:
+        raise ValueError(f"{run}/shards holds no case records")
+    records.sort(key=lambda r: int(r["index"]))
+    indices = [int(r["index"]) for r in records]
+    if indices != list(range(len(records))):
+        raise ValueError(f"{run}: case records are not indices 0..{len(records) - 1}")
+    size = int(config["input_size"])
+    return [case_from_record(r, size) for r in records], config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a run folder with config.json and shards/")
+    parser.add_argument("out", type=Path, help="the folder to write cases.pt into")
+    parser.add_argument("--check", type=Path, default=None, help="a cases.pt to compare with")
+    parser.add_argument("--fingerprints", type=Path, default=None, help="write image sums here")
+    parser.add_argument("--expect", type=Path, default=None, help="check image sums from here")
+    args = parser.parse_args(argv)
+
+    cases, config = rebuild(args.run)
+    key = {k: config.get(k) for k in DATA_KEYS}
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save({"key": key, "cases": cases, "stats": None}, args.out / CASES_FILE)
+    stats = args.run / "build_stats.json"
+    if stats.is_file() and stats.resolve() != (args.out / stats.name).resolve():
+        shutil.copy(stats, args.out / stats.name)
+    print(f"{len(cases)} cases of {args.run} -> {args.out / CASES_FILE}")
+    sums = {c.case_id: float(c.image.double().sum()) for c in cases}
+    if args.fingerprints:
+        args.fingerprints.write_text(json.dumps(sums, indent=0, sort_keys=True))
+    status = 0
+    if args.expect:
+        expected = json.loads(args.expect.read_text())
+        worst = max(abs(sums[k] - v) for k, v in expected.items())
+        missing = sorted(set(expected) ^ set(sums))
+        print(f"image sums vs {args.expect}: max |difference| {worst:.3g}, ids differing {missing}")
+        status = 3 if missing or worst > 1e-2 else status
+    if args.check:
+        built = torch.load(args.check, weights_only=False)
+        if built.get("key") != key:
+            print(f"{args.check} was built for {built.get('key')}, not {key}")
+            return 1
+        pairs = list(zip(built["cases"], cases, strict=True))
+        worst = max(float((a.image - b.image).abs().max()) for a, b in pairs)
+        same = all(
+            a.case_id == b.case_id and a.target == b.target and a.box == b.box
+            and a.split == b.split and torch.equal(a.mask, b.mask)
+            for a, b in pairs
+        )  # fmt: skip
+        print(f"vs {args.check}: ids/targets/boxes/masks equal {same}, "
+              f"max |image difference| {worst:.3g}")  # fmt: skip
+        status = status or (1 if not same or worst > 0 else 0)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
