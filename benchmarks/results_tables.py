@@ -6,6 +6,9 @@ deletion AUC, max-sensitivity and CPU seconds per image (the full tables with in
 are each folder's ``summary.md``):
 
     python benchmarks/results_tables.py docs/benchmark/*/composites
+
+``--time seconds`` shows the wall seconds per image (synchronised; what a GPU run should
+report) in place of the CPU seconds.
 """
 
 from __future__ import annotations
@@ -26,20 +29,24 @@ COLUMNS: dict[str, str] = {
 }
 
 
-def table(folder: Path) -> str:
-    """The Markdown table of one run folder."""
+TIME_COLUMNS: dict[str, str] = {"cpu_seconds": "CPU s / image ↓", "seconds": "s / image ↓"}
+
+
+def table(folder: Path, time: str = "cpu_seconds") -> str:
+    """The Markdown table of one run folder (``time``: ``"cpu_seconds"`` or ``"seconds"``)."""
     summary = json.loads((folder / "summary.json").read_text())
     metrics = summary["metrics"]
-    lines = ["| Method | " + " | ".join(COLUMNS.values()) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    columns = {k: v for k, v in COLUMNS.items() if k != "cpu_seconds"} | {time: TIME_COLUMNS[time]}
+    lines = ["| Method | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
     for method in summary["methods"]:
         cells = []
-        for key in COLUMNS:
+        for key in columns:
             value = metrics[method].get(key)
             if value is None:
                 cells.append("–")
                 continue
             mean = value["mean"]
-            text = f"{mean:.3g}" if key == "cpu_seconds" else f"{mean:.3f}"
+            text = f"{mean:.3g}" if key in TIME_COLUMNS else f"{mean:.3f}"
             cells.append(f"{text} ({value['n']})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -48,12 +55,13 @@ def table(folder: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--time", choices=sorted(TIME_COLUMNS), default="cpu_seconds")
     args = parser.parse_args()
     for folder in args.folders:
         config = json.loads((folder / "summary.json").read_text()).get("config", {})
         print(f"{config.get('model', folder.parent.name)}, {config.get('dataset', folder.name)} "
               "(mean (test cases)):\n")  # fmt: skip
-        print(table(folder))
+        print(table(folder, args.time))
     return 0
 
 
