@@ -6,8 +6,10 @@ benchmark run can put a candidate setting beside the shipped ones (``--methods
 
 The variants (docs/research_settings.md names them by their research-harness names):
 
-- ``refined_beta6``: ``refined`` with mask-area weight beta = 6 in place of 4
-  (``c10_beta6`` of the setting search).
+- ``refined_beta6``: ``refined`` with mask-area weight beta = 6 (``c10_beta6`` of the
+  setting search); the shipped ``refined`` since session 10, so now the same setting.
+- ``refined_beta4``: ``refined`` with beta = 4, the shipped ``refined`` until session 10 (the
+  ``gfi:refined`` records of the runs committed before then).
 
 ``--no-tf32`` turns TensorFloat-32 off for cuDNN convolutions and CUDA matrix products
 (PyTorch allows it for convolutions by default, which rounds inputs to 10-bit mantissas on
@@ -26,6 +28,7 @@ from captum_gfi.settings import SETTINGS, GFISettings, register_setting
 
 VARIANTS: dict[str, GFISettings] = {
     "refined_beta6": dataclasses.replace(SETTINGS["refined"], delta=6.0),
+    "refined_beta4": dataclasses.replace(SETTINGS["refined"], delta=4.0),
 }
 
 

@@ -241,7 +241,7 @@ class GuidedFeatureInversion(LayerAttribution):
                         authors: 5, on the squared L2 norm).
             delta (float, optional): weight of stage 2's prior, the L1 weight of
                         Eq. (9). Default: the setting's (paper: 1; authors: 2, on the
-                        squared L2 norm).
+                        squared L2 norm; refined: 6, on the mask's mean).
             lam (float, optional): weight of the background term of Eq. (9).
                         Default: the setting's (paper and authors: 1).
             lr_decay_every (int, optional): the learning rate is multiplied by
