@@ -500,6 +500,29 @@ def _pick_foreground(
 _Maker = Callable[[np.random.Generator, int, frozenset[str]], _Candidate]
 
 
+def _paste(canvas: Tensor, image: Tensor, position: Sequence[int], size: Sequence[int]) -> Box:
+    """Pastes ``image`` resized to ``size`` = (w, h) at ``position`` = (x0, y0) of
+    ``canvas`` (in place); returns the pasted box."""
+    (x0, y0), (w, h) = position, size
+    canvas[:, y0 : y0 + h, x0 : x0 + w] = resize_image(image, (h, w))
+    return (x0, y0, x0 + w, y0 + h)
+
+
+def _tile(images: Sequence[Tensor], k: int, size: int, target_cell: int) -> tuple[Tensor, Box]:
+    """A ``size`` x ``size`` k x k grid of ``images`` (row-major, each stretched to its
+    cell), and the box of cell ``target_cell``."""
+    edges = [round(i * size / k) for i in range(k + 1)]
+    canvas = torch.zeros(3, size, size)
+    box: Box = (0, 0, 0, 0)
+    for index, image in enumerate(images):
+        r, c = divmod(index, k)
+        y0, y1, x0, x1 = edges[r], edges[r + 1], edges[c], edges[c + 1]
+        canvas[:, y0:y1, x0:x1] = resize_image(image, (y1 - y0, x1 - x0))
+        if index == target_cell:
+            box = (x0, y0, x1, y1)
+    return canvas, box
+
+
 def _composite_maker(model: LoadedModel, foregrounds: list[Foreground], seed: int) -> _Maker:
     size = model.input_size
     groups = _group_by_photo(foregrounds)
@@ -521,7 +544,7 @@ def _composite_maker(model: LoadedModel, foregrounds: list[Foreground], seed: in
         else:
             h, w = longer, max(1, round(longer * fw / fh))
         x0, y0 = int(rng.integers(size - w + 1)), int(rng.integers(size - h + 1))
-        canvas[:, y0 : y0 + h, x0 : x0 + w] = resize_image(fg.image, (h, w))
+        box = _paste(canvas, fg.image, (x0, y0), (w, h))
         source = {
             "foreground": fg.name,
             "photo": fg.photo,
@@ -536,9 +559,7 @@ def _composite_maker(model: LoadedModel, foregrounds: list[Foreground], seed: in
             "seed": seed,
             "try": attempt,
         }
-        return _Candidate(
-            "composite", fg.split, canvas, fg.target, (x0, y0, x0 + w, y0 + h), source
-        )
+        return _Candidate("composite", fg.split, canvas, fg.target, box, source)
 
     return make
 
@@ -582,15 +603,7 @@ def _grid_maker(
                 break
         target = _Cell(fg.photo, fg.crop, fg.image, fg.target, fg.confidence)
         chosen.insert(target_cell, target)
-        edges = [round(i * size / k) for i in range(k + 1)]
-        canvas = torch.zeros(3, size, size)
-        box: Box = (0, 0, 0, 0)
-        for index, cell in enumerate(chosen):
-            r, c = divmod(index, k)
-            y0, y1, x0, x1 = edges[r], edges[r + 1], edges[c], edges[c + 1]
-            canvas[:, y0:y1, x0:x1] = resize_image(cell.image, (y1 - y0, x1 - x0))
-            if index == target_cell:
-                box = (x0, y0, x1, y1)
+        canvas, box = _tile([cell.image for cell in chosen], k, size, target_cell)
         source = {
             "grid": k,
             "target_cell": target_cell,
@@ -794,24 +807,11 @@ def case_from_record(record: dict[str, Any], size: int) -> BenchmarkCase:
             )
         ox, oy = source["background_offset"]
         canvas = bg[:, oy : oy + size, ox : ox + size].clone()
-        (x0, y0), (w, h) = source["position"], source["size"]
-        canvas[:, y0 : y0 + h, x0 : x0 + w] = resize_image(
-            _crop(source["photo"], source["crop"]), (h, w)
-        )
-        box: Box = (x0, y0, x0 + w, y0 + h)
+        crop = _crop(source["photo"], source["crop"])
+        box = _paste(canvas, crop, source["position"], source["size"])
     elif kind in ("grid2", "grid3"):
-        k = int(source["grid"])
-        edges = [round(i * size / k) for i in range(k + 1)]
-        canvas = torch.zeros(3, size, size)
-        box = (0, 0, 0, 0)
-        for index, cell in enumerate(source["cells"]):
-            r, c = divmod(index, k)
-            y0, y1, x0, x1 = edges[r], edges[r + 1], edges[c], edges[c + 1]
-            canvas[:, y0:y1, x0:x1] = resize_image(
-                _crop(cell["photo"], cell["crop"]), (y1 - y0, x1 - x0)
-            )
-            if index == source["target_cell"]:
-                box = (x0, y0, x1, y1)
+        images = [_crop(cell["photo"], cell["crop"]) for cell in source["cells"]]
+        canvas, box = _tile(images, int(source["grid"]), size, int(source["target_cell"]))
     else:
         raise ValueError(f"record {record.get('item')!r}: kind {kind!r} is not a benchmark case")
     if "box" in record and tuple(record["box"]) != box:
