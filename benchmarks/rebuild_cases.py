@@ -4,7 +4,7 @@ elsewhere.
 ``captum-gfi evaluate --dataset composites|grids`` caches its built cases in ``OUT/cases.pt``
 (hundreds of MB, not committed) and builds them again, classifying thousands of candidates,
 when the file is missing. The committed run folders keep every case's provenance in its
-``case`` record, so this script writes ``cases.pt`` (and ``build_stats.json``) for a new or
+``case`` record, so this script writes ``cases.pt`` for a new or
 resumed run folder from them in seconds, with the cache key ``evaluate`` expects for the
 run's data options:
 
@@ -13,7 +13,8 @@ run's data options:
         --max-per-photo 60 --max-tries 5000 --out /tmp/lite2 --device cuda ...
 
 (the data options must be those of the run's ``config.json``, else ``evaluate`` builds the
-cases again). ``--check PATH/cases.pt`` compares the rebuilt cases with a ``cases.pt`` that
+cases again; the run's ``build_stats.json`` goes into ``cases.pt`` as ``evaluate`` saves it).
+``--check PATH/cases.pt`` compares the rebuilt cases with a ``cases.pt`` that
 ``evaluate`` built, and ``--fingerprints FILE`` writes / ``--expect FILE`` checks each image's
 sum, to confirm that another machine's photo files and resize give the same images (exit
 status 3 when they differ, 1 when ``--check`` fails).
@@ -23,25 +24,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from captum_gfi.evaluation.benchmark_data import BenchmarkCase, case_from_record
+from captum_gfi.evaluation.benchmark_data import BenchmarkCase, BuildStats, case_from_record
+from captum_gfi.evaluation.benchmark_report import load_records
 from captum_gfi.evaluation.benchmark_runner import CASES_FILE, DATA_KEYS
-from captum_gfi.evaluation.runner import read_shards
 
 
 def rebuild(run: Path) -> tuple[list[BenchmarkCase], dict[str, Any]]:
     """The cases of the run folder ``run`` in build order, and its ``config.json``."""
     config = json.loads((run / "config.json").read_text())
-    records = [r for r in read_shards(run / "shards").values() if r.get("record") == "case"]
+    records, _ = load_records(run)  # ordered by index
     if not records:
         raise ValueError(f"{run}/shards holds no case records")
-    records.sort(key=lambda r: int(r["index"]))
     indices = [int(r["index"]) for r in records]
     if indices != list(range(len(records))):
         raise ValueError(f"{run}: case records are not indices 0..{len(records) - 1}")
@@ -61,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     cases, config = rebuild(args.run)
     key = {k: config.get(k) for k in DATA_KEYS}
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.save({"key": key, "cases": cases, "stats": None}, args.out / CASES_FILE)
-    stats = args.run / "build_stats.json"
-    if stats.is_file() and stats.resolve() != (args.out / stats.name).resolve():
-        shutil.copy(stats, args.out / stats.name)
+    # the build statistics travel in cases.pt, as evaluate saves them: a resumed run writes
+    # its build_stats.json from there
+    stats_file = args.run / "build_stats.json"
+    stats = BuildStats(**json.loads(stats_file.read_text())) if stats_file.is_file() else None
+    torch.save({"key": key, "cases": cases, "stats": stats}, args.out / CASES_FILE)
     print(f"{len(cases)} cases of {args.run} -> {args.out / CASES_FILE}")
     sums = {c.case_id: float(c.image.double().sum()) for c in cases}
     if args.fingerprints:

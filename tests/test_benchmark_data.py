@@ -328,6 +328,7 @@ def test_rebuild_cases_script_writes_the_cache_evaluate_reuses(
               "min_confidence": 0.3, "max_per_photo": None, "max_tries": None,
               "input_size": SIZE, "methods": ["gradcam"]}  # fmt: skip
     (run / "config.json").write_text(json.dumps(config))
+    (run / "build_stats.json").write_text(json.dumps({"tried": 7, "kept": 5, "per_reason": {}}))
     lines = [
         json.dumps(case_record(c, i, "constant", False, 16)) for i, c in enumerate(composites[:5])
     ]
@@ -335,7 +336,8 @@ def test_rebuild_cases_script_writes_the_cache_evaluate_reuses(
     fingerprints = tmp_path / "sums.json"
     assert script.main([str(run), str(tmp_path / "a"), "--fingerprints", str(fingerprints)]) == 0
     key = {k: config[k] for k in DATA_KEYS}
-    cases, _ = _cached_cases(tmp_path / "a", key, None)  # evaluate finds and reuses them
+    cases, stats = _cached_cases(tmp_path / "a", key, None)  # evaluate finds and reuses them
+    assert (stats.tried, stats.kept) == (7, 5)  # and writes its build_stats.json from them
     for rebuilt, case in zip(cases, composites[:5], strict=True):
         _assert_same_case(rebuilt, case)
     check = ["--check", str(tmp_path / "a" / "cases.pt"), "--expect", str(fingerprints)]
