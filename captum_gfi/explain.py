@@ -234,9 +234,11 @@ def compute_explanation(
     ) as bar:
         bar.set_postfix_str("GFI stage 1")
         start = time.perf_counter()
+        # the target is passed for a setting whose stage 1 starts from Grad-CAM's weights
+        # (refined); the paper's stage 1 is class-agnostic and does not use it
         inversion_mask = gfi.attribute(
-            image, stage="inversion", setting=names[0], inversion_steps=inversion_steps,
-            show_progress=show_progress,
+            image, target=target, stage="inversion", setting=names[0],
+            inversion_steps=inversion_steps, show_progress=show_progress,
         )  # fmt: skip
         seconds["gfi_stage1"] = time.perf_counter() - start
         bar.update()

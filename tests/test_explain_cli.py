@@ -29,6 +29,7 @@ from captum_gfi.models import (
     load_model,
 )
 from captum_gfi.samples import image_to_tensor, load_sample
+from captum_gfi.settings import SETTINGS
 
 pytest.importorskip("efficientnet_lite_pytorch")
 pytest.importorskip("skimage")
@@ -283,6 +284,21 @@ def test_cli_two_settings_one_panel_each(
     assert width > 4 * height  # six panels in one row
     assert main(["explain", "sample:cat", "--setting", "paper,ours", *FAST]) == 2
     assert "--setting 'ours' is unknown" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_cli_each_setting_alone(setting: str, tmp_path: Path) -> None:
+    # every setting on its own, with and without --target: refined's stage-1 panel needs the
+    # target for its Grad-CAM start, so this failed with exit 2 when the panel was computed
+    # without it
+    out = tmp_path / f"cat-{setting}.png"
+    for target in ([], ["--target", "285"]):
+        argv = ["explain", "sample:cat", "--setting", setting, "--out", str(out), *target, *FAST]
+        assert main(argv) == 0, (setting, target)
+        with Image.open(out) as png:
+            width, height = png.size
+        assert width > 4 * height  # five panels in one row
+        out.unlink()
 
 
 def test_compute_explanation_two_settings(cat_explanation: Explanation) -> None:
