@@ -2,13 +2,13 @@
 
 For each run folder (written by ``captum-gfi evaluate --dataset composites|grids``), the
 mean difference A - B on the same test cases with a paired bootstrap 95 % interval
-(``captum_gfi.evaluation.report.paired_bootstrap_ci``), for energy share, pointing,
+(``captum_gfi.evaluation.stats.paired_bootstrap_ci``), for energy share, pointing,
 top-k precision and insertion - deletion AUC, as one Markdown table:
 
     python benchmarks/compare.py docs/benchmark/*/* --a gfi:refined --b gradcam
 
 With ``--by-photo`` the interval resamples the foreground photos, then their cases
-(``captum_gfi.evaluation.report.cluster_bootstrap_mean_ci``; needs the ``photo`` column that
+(``captum_gfi.evaluation.stats.cluster_bootstrap_mean_ci``; needs the ``photo`` column that
 reports written since the photo-clustered CI was added have), and the table says how many
 photos the cases come from.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captum_gfi.evaluation.report import cluster_bootstrap_mean_ci, paired_bootstrap_ci
+from captum_gfi.evaluation.stats import cluster_bootstrap_mean_ci, paired_bootstrap_ci
 
 METRICS: dict[str, str] = {
     "energy_share": "Energy in GT ↑",

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 
-from captum_gfi.evaluation.report import (
+from captum_gfi.evaluation.report import markdown_table, summarize
+from captum_gfi.evaluation.stats import (
     bootstrap_ci,
     bootstrap_mean_ci,
     cluster_bootstrap_mean_ci,
-    markdown_table,
     paired_bootstrap_ci,
-    summarize,
 )
 
 ALPHAS = (0.0, 0.5, 1.0)

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from .localization import PAPER_ALPHAS, select_alpha
-from .report import Record, bootstrap_mean_ci, cluster_bootstrap_mean_ci, paired_bootstrap_ci
+from .report import Record
+from .stats import bootstrap_mean_ci, cluster_bootstrap_mean_ci, paired_bootstrap_ci
 from .thumbnails import decode_thumbnail
 
 #: ``(key, title, direction)``: +1 higher is better, -1 lower is better.
@@ -142,7 +143,7 @@ def summarize_benchmark(
         reference (str): the method every other one is compared with.
         groups (mapping, optional): case id -> group (the foreground photo). When
                     given, every paired difference also gets a cluster bootstrap CI
-                    (:func:`~captum_gfi.evaluation.report.cluster_bootstrap_mean_ci`)
+                    (:func:`~captum_gfi.evaluation.stats.cluster_bootstrap_mean_ci`)
                     that resamples the groups, then their cases: ``group_low``,
                     ``group_high``, ``groups`` (number of groups) and ``group_better``.
 
