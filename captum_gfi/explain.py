@@ -1,10 +1,18 @@
-"""``captum-gfi explain``: one figure comparing GFI with Captum's Grad-CAM and IG.
+"""``captum-gfi explain``: one figure comparing GFI with Captum's Grad-CAM, class by class.
 
-The figure shows, left to right: the input, the class-agnostic stage-1 inversion mask
-(of the first setting), the GFI class map for the target (one panel per setting of
-``--setting``, e.g. ``paper,authors``), Captum's ``LayerGradCam`` (at the layer GFI masks,
-upsampled bilinearly) and ``IntegratedGradients`` (black-image baseline, i.e. zeros in
-``[0, 1]`` pixel space before normalisation; absolute values summed over channels).
+The figure has one row per explained class (``--target``). The first row starts with the
+input and GFI's class-agnostic stage-1 mask (Algorithm 1, the same for every class, of the
+first setting whose stage 1 does not depend on the class: the paper's in the default). Every
+row then shows the class map of each setting of ``--setting`` (default ``refined,paper``:
+the recommended setting next to the paper's) and Captum's ``LayerGradCam`` for that class
+(at the layer GFI masks, upsampled bilinearly); ``--ig`` adds ``IntegratedGradients``
+(black-image baseline, i.e. zeros in ``[0, 1]`` pixel space before normalisation; absolute
+values summed over channels). This is the layout of the paper's Fig. 3: on
+``sample:cat-coffee`` with ``--target "Egyptian cat,espresso"`` the stage-1 mask covers
+both objects and each class map only its own.
+
+Nothing heavy is imported at module level: ``captum-gfi explain --help`` does not import
+torch.
 """
 
 from __future__ import annotations
@@ -18,18 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-from tqdm import tqdm
+if TYPE_CHECKING:  # torch, captum and matplotlib are imported when they are used
+    from torch import Tensor
 
-from captum_gfi.models import DEFAULT_MODEL, LoadedModel, load_model
-from captum_gfi.samples import SAMPLE_PREFIX, SAMPLES, image_to_tensor, load_image
-from captum_gfi.settings import SETTINGS, get_setting
-
-if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from captum_gfi.figure import Panel
+    from captum_gfi.models import LoadedModel
 
 __all__ = [
+    "DEFAULT_SETTINGS",
     "HELP",
     "Explanation",
     "add_arguments",
@@ -38,13 +42,14 @@ __all__ = [
     "explanation_panels",
     "parse_setting_names",
     "parse_target",
+    "parse_targets",
     "render_explanation",
     "run",
 ]
 
 HELP = (
-    "Explain an image classifier's prediction with GFI and write one figure comparing it "
-    "with Captum's LayerGradCam and IntegratedGradients."
+    "Explain an image classifier's prediction with GFI and write one figure comparing it, "
+    "class by class, with Captum's LayerGradCam (and, with --ig, IntegratedGradients)."
 )
 
 #: The paper's step counts (Du et al., KDD 2018).
@@ -52,15 +57,31 @@ INVERSION_STEPS = 10
 TARGET_STEPS = 70
 IG_STEPS = 50
 
+#: ``--setting``'s default: the recommended setting next to the paper's.
+DEFAULT_SETTINGS = ("refined", "paper")
+
+# the built-in names of captum_gfi.settings.SETTINGS, for --help without importing torch
+# (tests/test_explain_cli.py checks that they are the registry's)
+_BUILTIN_SETTINGS = ("refined", "paper", "authors")
+
+#: How to read the figure, printed under it.
+CAPTION = (
+    "Each row explains the class named in its titles; red is high, blue low, and every map "
+    "is scaled to its own maximum (1 on its colour bar). GFI's stage 1 ignores the class "
+    "(it covers every object the network sees); a class map should cover only its class."
+)
+
 
 def parse_setting_names(value: str) -> list[str]:
     r"""
     Parses a ``--setting`` value: one name of ``captum_gfi.settings.SETTINGS`` or several
-    separated by commas (``"paper,authors"``).
+    separated by commas (``"refined,paper"``).
 
     Raises:
         ValueError: an unknown or repeated name, or none.
     """
+    from captum_gfi.settings import SETTINGS
+
     names = [name.strip() for name in value.split(",") if name.strip()]
     if not names:
         raise ValueError(f"--setting needs at least one name of {sorted(SETTINGS)}")
@@ -74,7 +95,7 @@ def parse_setting_names(value: str) -> list[str]:
 
 def parse_target(value: str | int | None, categories: Sequence[str]) -> int | None:
     r"""
-    Parses a ``--target`` value.
+    Parses one ``--target`` value.
 
     Args:
         value (str, int or None): ``"auto"`` / None (the top-1 class), a class index
@@ -115,41 +136,72 @@ def parse_target(value: str | int | None, categories: Sequence[str]) -> int | No
     raise ValueError(f"--target {text!r} is neither 'auto', a class index nor a class name{hint}")
 
 
+def parse_targets(value: str | int | None, categories: Sequence[str]) -> list[int] | None:
+    r"""
+    Parses a ``--target`` value: ``"auto"`` (the top-1 class), or one or several classes
+    separated by commas, each an index or a name (``"Egyptian cat,espresso"``, ``"285,967"``).
+
+    Returns:
+        list[int] or None: The class indices, or None for ``auto``.
+
+    Raises:
+        ValueError: A class that :func:`parse_target` rejects, ``auto`` in a list, a class
+        named twice, or none.
+    """
+    if value is None or isinstance(value, int):
+        single = parse_target(value, categories)
+        return None if single is None else [single]
+    if not isinstance(value, str):
+        raise TypeError(f"target must be a str or int, got {type(value).__name__}")
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("--target needs 'auto' or at least one class")
+    if len(parts) == 1 and parts[0].lower() == "auto":
+        return None
+    if any(part.lower() == "auto" for part in parts):
+        raise ValueError("--target 'auto' cannot be combined with classes; name the classes")
+    targets = [parse_target(part, categories) for part in parts]
+    indices = [t for t in targets if t is not None]
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"--target names a class twice: {value!r}")
+    return indices
+
+
 @dataclass
 class Explanation:
     r"""
-    Everything the explanation figure shows, for one image.
+    Everything the explanation figure shows, for one image and one or more classes.
 
     Attributes:
         image (Tensor): ``(1, 3, H, W)`` input in ``[0, 1]``.
         probabilities (Tensor): ``(num_classes,)`` softmax output on ``image``.
-        target (int): The explained class.
+        targets (list[int]): The explained classes, one row of the figure each.
         categories (list[str]): Class names.
         model_name (str): Spec of the model.
-        inversion_mask (Tensor): Stage-1 (class-agnostic) GFI mask of the first setting,
-                    ``(1, 1, H, W)``.
-        gfi (Tensor): GFI class map for ``target`` of the first setting, ``(1, 1, H, W)``
-                    in ``[0, 1]``.
-        grad_cam (Tensor): Upsampled LayerGradCam, ``(1, 1, H, W)``.
-        integrated_gradients (Tensor): IntegratedGradients, ``(1, 3, H, W)``.
-        seconds (dict[str, float]): Wall time of each method: ``"gfi"`` is the class map
-                    of the first setting (both stages), ``"gfi:NAME"`` that of each further
-                    setting, ``"gfi_stage1"`` the stage-1 mask.
-        gfi_maps (dict[str, Tensor]): the class map of every setting, by name, in the
-                    order asked (the first is ``gfi``).
+        inversion_mask (Tensor or None): GFI's class-agnostic stage-1 mask, ``(1, 1, H, W)``,
+                    of ``inversion_setting``; None if no setting asked for has one.
+        inversion_setting (str or None): The setting of ``inversion_mask``.
+        gfi_maps (dict[str, Tensor]): The class maps of every setting, by name, in the order
+                    asked: ``(K, 1, H, W)`` in ``[0, 1]``, row k for ``targets[k]``.
+        grad_cam (Tensor): Upsampled LayerGradCam, ``(K, 1, H, W)``.
+        integrated_gradients (Tensor or None): IntegratedGradients, ``(K, 3, H, W)``, if
+                    asked for.
+        seconds (dict[str, float]): Wall time of each method, for all classes together:
+                    ``"gfi:NAME"`` for each setting (both stages), ``"gfi_stage1"`` for the
+                    stage-1 mask, ``"grad_cam"`` and ``"integrated_gradients"``.
     """
 
     image: Tensor
     probabilities: Tensor
-    target: int
+    targets: list[int]
     categories: list[str]
     model_name: str
-    inversion_mask: Tensor
-    gfi: Tensor
-    grad_cam: Tensor
-    integrated_gradients: Tensor
-    seconds: dict[str, float]
+    inversion_mask: Tensor | None
+    inversion_setting: str | None
     gfi_maps: dict[str, Tensor]
+    grad_cam: Tensor
+    integrated_gradients: Tensor | None
+    seconds: dict[str, float]
 
     @property
     def top1(self) -> int:
@@ -161,25 +213,39 @@ class Explanation:
         return f"{self.categories[index]} ({100.0 * float(self.probabilities[index]):.1f}%)"
 
 
+def _class_agnostic_stage1(names: Sequence[str], inversion_steps: int | None) -> str | None:
+    """The first of ``names`` whose stage 1 runs and does not depend on the class."""
+    from captum_gfi.settings import WeightInit, get_setting
+
+    for name in names:
+        s = get_setting(name)
+        steps = s.inversion_steps if inversion_steps is None else inversion_steps
+        if steps > 0 and s.init is WeightInit.CONSTANT:
+            return name
+    return None
+
+
 def compute_explanation(
     bundle: LoadedModel,
     image: Tensor,
-    target: int | None = None,
+    target: int | Sequence[int] | None = None,
     inversion_steps: int | None = None,
     target_steps: int | None = None,
     ig_steps: int = IG_STEPS,
     show_progress: bool = False,
-    settings: Sequence[str] = ("paper",),
+    settings: Sequence[str] = DEFAULT_SETTINGS,
+    integrated_gradients: bool = False,
 ) -> Explanation:
     r"""
-    Runs GFI (stage 1 alone, then both stages for every setting), LayerGradCam and
-    IntegratedGradients on one image, all through ``bundle.classifier`` (inputs in
-    ``[0, 1]``).
+    Runs GFI (its class-agnostic stage 1 alone, then both stages for every setting and
+    class), LayerGradCam and, if asked, IntegratedGradients on one image, all through
+    ``bundle.classifier`` (inputs in ``[0, 1]``). The classes are explained in one batch.
 
     Args:
         bundle (LoadedModel): The model, see :func:`captum_gfi.models.load_model`.
         image (Tensor): ``(1, 3, S, S)`` in ``[0, 1]`` with ``S = bundle.input_size``.
-        target (int, optional): Class to explain. Default: None (the top-1 class)
+        target (int or Sequence[int], optional): Class(es) to explain, one row of the figure
+                    each. Default: None (the top-1 class)
         inversion_steps (int, optional): GFI stage-1 steps, for every setting.
                     Default: None (each setting's; paper: 10)
         target_steps (int, optional): GFI stage-2 steps, for every setting.
@@ -187,15 +253,19 @@ def compute_explanation(
         ig_steps (int): IntegratedGradients steps. Default: 50
         show_progress (bool): Show tqdm progress bars. Default: False
         settings (Sequence[str]): names of ``captum_gfi.settings.SETTINGS``, one class map
-                    each. Default: ``("paper",)``
+                    each. Default: ``("refined", "paper")``
+        integrated_gradients (bool): Also run IntegratedGradients. Default: False
 
     Returns:
         Explanation: The maps and the prediction.
     """
+    import torch
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+    from tqdm import tqdm
 
     from captum_gfi import GuidedFeatureInversion
     from captum_gfi.presets import resolve_layers
+    from captum_gfi.settings import get_setting
 
     size = bundle.input_size
     if image.dim() != 4 or tuple(image.shape[:2]) != (1, 3) or image.shape[2:] != (size, size):
@@ -212,148 +282,175 @@ def compute_explanation(
     names = list(settings)
     if not names:
         raise ValueError("settings must name at least one setting")
+    if len(set(names)) != len(names):
+        raise ValueError(f"settings names a setting twice: {names}")
     for name in names:
         get_setting(name)  # unknown names fail before the long computation
     probabilities = bundle.predict(image)[0]
+    n_classes = probabilities.numel()
     if target is None:
-        target = int(probabilities.argmax())
-    elif not 0 <= target < probabilities.numel():
-        raise ValueError(f"target {target} is out of range [0, {probabilities.numel() - 1}]")
+        targets = [int(probabilities.argmax())]
+    else:
+        targets = [target] if isinstance(target, int) else list(target)
+        if not targets:
+            raise ValueError("target must name at least one class")
+        for t in targets:
+            if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < n_classes:
+                raise ValueError(f"target {t!r} is out of range [0, {n_classes - 1}]")
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"target names a class twice: {targets}")
+    stage1 = _class_agnostic_stage1(names, inversion_steps)
+    batch = image.expand(len(targets), -1, -1, -1).contiguous()  # one row per class
     classifier = bundle.classifier
     # the presets know the raw architectures; the layers are shared with the wrapper
     preset = resolve_layers(bundle.model)
     gfi = GuidedFeatureInversion(classifier, preset.layer, preset.inversion_layer)
     seconds: dict[str, float] = {}
     gfi_maps: dict[str, Tensor] = {}
+    inversion_mask = None
     with tqdm(
-        total=3 + len(names),
+        total=(stage1 is not None) + len(names) + 1 + integrated_gradients,
         desc="captum-gfi explain",
         unit="method",
         disable=not show_progress,
         file=sys.stderr,
     ) as bar:
-        bar.set_postfix_str("GFI stage 1")
-        start = time.perf_counter()
-        # the target is passed for a setting whose stage 1 starts from Grad-CAM's weights
-        # (refined); the paper's stage 1 is class-agnostic and does not use it
-        inversion_mask = gfi.attribute(
-            image, target=target, stage="inversion", setting=names[0],
-            inversion_steps=inversion_steps, show_progress=show_progress,
-        )  # fmt: skip
-        seconds["gfi_stage1"] = time.perf_counter() - start
-        bar.update()
+        if stage1 is not None:
+            bar.set_postfix_str(f"GFI stage 1 ({stage1})")
+            start = time.perf_counter()
+            inversion_mask = gfi.attribute(
+                image, stage="inversion", setting=stage1, inversion_steps=inversion_steps,
+                show_progress=show_progress,
+            ).detach()  # fmt: skip
+            seconds["gfi_stage1"] = time.perf_counter() - start
+            bar.update()
 
-        for k, name in enumerate(names):
+        for name in names:
             bar.set_postfix_str(f"GFI ({name})")
             start = time.perf_counter()
             # both stages in one call: a setting may carry Adam's state across them
             gfi_maps[name] = gfi.attribute(
-                image, target=target, setting=name, inversion_steps=inversion_steps,
+                batch, target=targets, setting=name, inversion_steps=inversion_steps,
                 target_steps=target_steps, show_progress=show_progress,
             ).detach()  # fmt: skip
-            seconds["gfi" if k == 0 else f"gfi:{name}"] = time.perf_counter() - start
+            seconds[f"gfi:{name}"] = time.perf_counter() - start
             bar.update()
 
         bar.set_postfix_str("LayerGradCam")
         start = time.perf_counter()
         cam = LayerGradCam(classifier, preset.layer).attribute(
-            image, target=target, relu_attributions=True
+            batch, target=targets, relu_attributions=True
         )
         grad_cam = LayerAttribution.interpolate(cam, (size, size), interpolate_mode="bilinear")
         seconds["grad_cam"] = time.perf_counter() - start
         bar.update()
 
-        bar.set_postfix_str("IntegratedGradients")
-        start = time.perf_counter()
-        integrated = IntegratedGradients(classifier).attribute(
-            image, baselines=torch.zeros_like(image), target=target, n_steps=ig_steps,
-            internal_batch_size=min(ig_steps, 16),
-        )  # fmt: skip
-        seconds["integrated_gradients"] = time.perf_counter() - start
-        bar.update()
+        integrated = None
+        if integrated_gradients:
+            bar.set_postfix_str("IntegratedGradients")
+            start = time.perf_counter()
+            integrated = IntegratedGradients(classifier).attribute(
+                batch, baselines=torch.zeros_like(batch), target=targets, n_steps=ig_steps,
+                internal_batch_size=min(ig_steps * len(targets), 16),
+            ).detach()  # fmt: skip
+            seconds["integrated_gradients"] = time.perf_counter() - start
+            bar.update()
     return Explanation(
         image=image.detach(),
         probabilities=probabilities.detach(),
-        target=target,
+        targets=targets,
         categories=list(bundle.categories),
         model_name=bundle.name,
-        inversion_mask=inversion_mask.detach(),
-        gfi=gfi_maps[names[0]],
-        grad_cam=grad_cam.detach(),
-        integrated_gradients=integrated.detach(),
-        seconds=seconds,
+        inversion_mask=inversion_mask,
+        inversion_setting=stage1,
         gfi_maps=gfi_maps,
+        grad_cam=grad_cam.detach(),
+        integrated_gradients=integrated,
+        seconds=seconds,
     )
 
 
-def explanation_panels(explanation: Explanation) -> list[Panel]:
+def explanation_panels(explanation: Explanation) -> list[list[Panel | None]]:
     r"""
-    The panels of the figure: input, stage-1 mask, one GFI class map per setting,
-    LayerGradCam, IG (five with one setting).
+    The panels of the figure, one row per class: the class map of every setting,
+    LayerGradCam and, if computed, IG. The input and the class-agnostic stage-1 mask come
+    first: stacked in the first column with two classes or more, side by side in the row
+    with one. Every title names the method (and setting) and the class it explains.
     """
     from captum_gfi.figure import Panel
 
     e = explanation
-    target = e.label(e.target)
-    top1 = f"predicted: {e.label(e.top1)}"
-    explained = top1 if e.target == e.top1 else f"target: {target}"
-    first = next(iter(e.gfi_maps))
-    return [
-        Panel(f"Input ({e.model_name})\n{top1}"),
-        Panel(
-            f"GFI stage 1 (class-agnostic)\n{top1}\nsetting: {first}",
-            e.inversion_mask,
-            outlier_perc=0,
-        ),
-        *(
-            Panel(f"GFI class map\n{explained}\nsetting: {name}", gfi_map, outlier_perc=0)
-            for name, gfi_map in e.gfi_maps.items()
-        ),
-        Panel(f"LayerGradCam\n{explained}", e.grad_cam),
-        Panel(
-            f"IntegratedGradients\n{explained}", e.integrated_gradients.abs(), sign="absolute_value"
-        ),
-    ]
+    lead: list[Panel] = [Panel(f"input ({e.model_name})\npredicted: {e.label(e.top1)}")]
+    if e.inversion_mask is not None:
+        title = f"GFI stage 1 ({e.inversion_setting})\nclass-agnostic"
+        lead.append(Panel(title, e.inversion_mask, outlier_perc=0))
+    rows: list[list[Panel | None]] = []
+    for k, target in enumerate(e.targets):
+        explained = f"class: {e.label(target)}"
+        row: list[Panel | None] = []
+        if len(e.targets) == 1:
+            row += lead
+        else:  # one column: the input above the stage-1 mask
+            row.append(lead[k] if k < len(lead) else None)
+        row += [
+            Panel(f"GFI {name}\n{explained}", maps[k], outlier_perc=0)
+            for name, maps in e.gfi_maps.items()
+        ]
+        row.append(Panel(f"LayerGradCam\n{explained}", e.grad_cam[k], outlier_perc=0))
+        if e.integrated_gradients is not None:
+            row.append(
+                Panel(
+                    f"IntegratedGradients (|.|)\n{explained}",
+                    e.integrated_gradients[k].abs(),
+                    sign="absolute_value",
+                )
+            )
+        rows.append(row)
+    return rows
 
 
 def render_explanation(explanation: Explanation, out: str | Path, dpi: int = 120) -> Path:
     r"""
-    Draws :func:`explanation_panels` in one row and saves the figure to ``out``.
+    Draws :func:`explanation_panels` (with :data:`CAPTION` under them) and saves the figure
+    to ``out``.
 
     Returns:
         Path: The written file.
     """
     from captum_gfi.figure import explanation_figure, save_figure
 
-    fig = explanation_figure(explanation.image, explanation_panels(explanation))
+    fig = explanation_figure(
+        explanation.image, explanation_panels(explanation), panel_size=2.6, caption=CAPTION
+    )
     return save_figure(fig, out, dpi=dpi)
 
 
 def default_output_path(image: str) -> Path:
     r"""``gfi-<name>.png`` in the current directory for an image path or sample name."""
-    stem = image[len(SAMPLE_PREFIX) :] if image.startswith(SAMPLE_PREFIX) else Path(image).stem
+    prefix = "sample:"  # captum_gfi.samples.SAMPLE_PREFIX, without importing torch
+    stem = image[len(prefix) :] if image.startswith(prefix) else Path(image).stem
     return Path(f"gfi-{stem or 'image'}.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    r"""Adds the ``explain`` options to ``parser``."""
+    r"""Adds the ``explain`` options to ``parser`` (importing nothing heavy)."""
     parser.add_argument(
         "image",
         metavar="IMAGE",
-        help="an image file, or a bundled sample: "
-        + ", ".join(SAMPLE_PREFIX + s for s in SAMPLES)
-        + " (china and flower need scikit-learn)",
+        help="an image file, or a bundled photo sample:NAME, e.g. sample:cat-coffee (a cat "
+        "and an espresso side by side) or sample:cat; an unknown name lists them all",
     )
     parser.add_argument(
         "--target",
         default="auto",
-        metavar="CLASS",
-        help="class to explain: 'auto' (the top-1 class, default), an index (285) or a "
-        "class name ('Egyptian cat')",
+        metavar="CLASS[,CLASS...]",
+        help="class(es) to explain, one row each: 'auto' (the top-1 class, default), an "
+        "index (285), a class name ('Egyptian cat'), or several separated by commas "
+        "('Egyptian cat,espresso')",
     )
     parser.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
+        default=None,
         help="'efficientnet-lite0' (default; the ImageNet-trained demo model, weights "
         "bundled), 'efficientnet-lite1' (240 px), 'efficientnet-lite2' (260 px) or "
         "'torchvision:NAME', e.g. torchvision:resnet18, torchvision:vgg19",
@@ -373,11 +470,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--setting",
-        default="paper",
+        default=",".join(DEFAULT_SETTINGS),
         metavar="NAME[,NAME...]",
-        help="GFI setting(s), one class-map panel each: "
-        + ", ".join(SETTINGS)
-        + " (default paper; e.g. paper,authors compares the two)",
+        help="GFI setting(s), one class-map column each: "
+        + ", ".join(_BUILTIN_SETTINGS)
+        + f" (default {','.join(DEFAULT_SETTINGS)}: the recommended setting next to the "
+        "paper's)",
+    )
+    parser.add_argument(
+        "--ig",
+        action="store_true",
+        help="add a column with Captum's IntegratedGradients (--ig-steps passes per class)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     advanced = parser.add_argument_group("advanced (the GFI step defaults are the setting's)")
@@ -403,7 +506,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=IG_STEPS,
         metavar="N",
-        help=f"IntegratedGradients steps (default {IG_STEPS})",
+        help=f"IntegratedGradients steps, with --ig (default {IG_STEPS})",
     )
     advanced.add_argument("--dpi", type=int, default=120, help="figure resolution (default 120)")
 
@@ -427,9 +530,12 @@ def run(args: argparse.Namespace) -> int:
     r"""Runs ``captum-gfi explain``; returns the exit status."""
     names = parse_setting_names(args.setting)  # fails before loading the model
     given: set[str] = getattr(args, "given_steps", set())
+    from captum_gfi.models import DEFAULT_MODEL, load_model
+    from captum_gfi.samples import image_to_tensor, load_image
+
     try:
-        bundle = load_model(args.model, args.weights)
-        target = parse_target(args.target, bundle.categories)
+        bundle = load_model(args.model or DEFAULT_MODEL, args.weights)
+        targets = parse_targets(args.target, bundle.categories)
         image = image_to_tensor(load_image(args.image), bundle.input_size)
     except ImportError as err:
         print(f"captum-gfi explain: error: {err}", file=sys.stderr)
@@ -443,12 +549,13 @@ def run(args: argparse.Namespace) -> int:
     explanation = compute_explanation(
         bundle,
         image,
-        target,
+        targets,
         inversion_steps=args.inversion_steps if "inversion_steps" in given else None,
         target_steps=args.target_steps if "target_steps" in given else None,
         ig_steps=args.ig_steps,
         show_progress=not args.no_progress,
         settings=names,
+        integrated_gradients=args.ig,
     )
     try:
         path = render_explanation(explanation, out, dpi=args.dpi)
@@ -456,9 +563,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"captum-gfi explain: error: cannot write {out}: {err}", file=sys.stderr)
         return 2
     total = sum(explanation.seconds.values())
+    explained = "; ".join(f"{t} {explanation.label(t)}" for t in explanation.targets)
     print(
         f"{path}: {explanation.model_name} predicts {explanation.label(explanation.top1)}; "
-        f"explained class {explanation.target} {explanation.label(explanation.target)} "
-        f"[{total:.1f} s]"
+        f"explained class(es) {explained} [{total:.1f} s]"
     )
     return 0

@@ -3,7 +3,9 @@
 The samples are real photographs that ship inside installed packages, so nothing is
 downloaded: ``cat`` (``skimage.data.chelsea()``), ``coffee``, ``astronaut`` and ``rocket``
 come from scikit-image (the ``demo`` extra); ``china`` and ``flower`` come from
-scikit-learn's ``load_sample_images`` when scikit-learn is installed.
+scikit-learn's ``load_sample_images`` when scikit-learn is installed. ``cat-coffee`` is
+two of them side by side, a two-object image (the cat and the espresso each centre-cropped
+to one half of a 448 x 448 square) for class-discriminative figures.
 
 On the command line a sample is named ``sample:NAME``, e.g. ``sample:cat``.
 """
@@ -31,7 +33,7 @@ SAMPLE_PREFIX = "sample:"
 
 #: Every sample name; ``china`` and ``flower`` need scikit-learn (see
 #: :func:`available_samples`).
-SAMPLES: list[str] = ["cat", "coffee", "astronaut", "rocket", "china", "flower"]
+SAMPLES: list[str] = ["cat-coffee", "cat", "coffee", "astronaut", "rocket", "china", "flower"]
 
 # sample name -> scikit-image ``data`` function (comments: the ImageNet class it shows)
 _SKIMAGE: dict[str, str] = {
@@ -41,6 +43,21 @@ _SKIMAGE: dict[str, str] = {
     "rocket": "rocket",
 }
 _SKLEARN: dict[str, str] = {"china": "china.jpg", "flower": "flower.jpg"}
+# two-object sample -> (left, right) samples, each centre-cropped to one half of a square
+_SIDE_BY_SIDE: dict[str, tuple[str, str]] = {"cat-coffee": ("cat", "coffee")}
+_SIDE_BY_SIDE_SIZE = 448
+
+
+def _side_by_side(left: Image.Image, right: Image.Image, size: int) -> Image.Image:
+    """``left`` and ``right`` centre-cropped to ``size / 2`` x ``size``, side by side."""
+    canvas = Image.new("RGB", (size, size))
+    w, h = size // 2, size
+    for k, image in enumerate((left, right)):
+        scale = min(image.width / w, image.height / h)
+        x0, y0 = (image.width - w * scale) / 2, (image.height - h * scale) / 2
+        box = (round(x0), round(y0), round(x0 + w * scale), round(y0 + h * scale))
+        canvas.paste(image.crop(box).resize((w, h), Image.Resampling.LANCZOS), (k * w, 0))
+    return canvas
 
 
 def _skimage_loader(func_name: str) -> Callable[[], np.ndarray]:
@@ -79,7 +96,7 @@ def available_samples() -> list[str]:
     try:
         import skimage.data  # noqa: F401
 
-        names += list(_SKIMAGE)
+        names += list(_SIDE_BY_SIDE) + list(_SKIMAGE)
     except ImportError:
         pass
     try:
@@ -109,6 +126,9 @@ def load_sample(name: str) -> Image.Image:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     key = name[len(SAMPLE_PREFIX) :] if name.startswith(SAMPLE_PREFIX) else name
+    if key in _SIDE_BY_SIDE:
+        left, right = (load_sample(part) for part in _SIDE_BY_SIDE[key])
+        return _side_by_side(left, right, _SIDE_BY_SIDE_SIZE)
     if key in _SKIMAGE:
         array = _skimage_loader(_SKIMAGE[key])()
     elif key in _SKLEARN:
