@@ -123,10 +123,16 @@ def test_chosen_layers_and_bad_arguments() -> None:
     x, t = _inputs(1)
     result = cascading_randomization(model, _conv1_only, x, t, layers=["conv1"])
     assert result.layers == ("conv1",) and result.spearman.shape == (1, 1)
+    grouped = cascading_randomization(model, _conv1_only, x, t, layers=[["fc", "conv2"], "conv1"])
+    assert grouped.layers == ("fc+conv2", "conv1")
+    np.testing.assert_allclose(grouped.spearman_abs[0], 1.0, rtol=0, atol=1e-12)
+    assert grouped.spearman_abs[1, 0] < 0.99
     with pytest.raises(ValueError, match="not a sub-module"):
         cascading_randomization(model, _conv1_only, x, t, layers=["head"])
     with pytest.raises(ValueError, match="must not repeat"):
-        cascading_randomization(model, _conv1_only, x, t, layers=["fc", "fc"])
+        cascading_randomization(model, _conv1_only, x, t, layers=["fc", ["conv2", "fc"]])
+    with pytest.raises(ValueError, match="every step"):
+        cascading_randomization(model, _conv1_only, x, t, layers=["fc", []])
     with pytest.raises(ValueError, match="`threshold`"):
         cascading_randomization(model, _conv1_only, x, t, threshold=0.0)
     with pytest.raises(ValueError, match="`metric`"):

@@ -60,8 +60,9 @@ class RandomizationResult:
     Similarity of the maps of the trained and the cumulatively randomised model.
 
     Attributes:
-        layers (tuple of str): the layers randomised, in order (top first); step ``k``
-                    has ``layers[:k + 1]`` randomised.
+        layers (tuple of str): the steps, in order (top first), the names of a step's
+                    modules joined by ``+``; after step ``k``, ``layers[:k + 1]`` are
+                    randomised.
         spearman (np.ndarray): ``(L, N)`` rank correlation of the signed maps.
         spearman_abs (np.ndarray): ``(L, N)`` rank correlation of the absolute maps.
         ssim (np.ndarray or None): ``(L, N)`` SSIM of the scaled absolute maps.
@@ -211,7 +212,7 @@ def cascading_randomization(
     method: MethodFactory,
     inputs: Tensor,
     target: Tensor,
-    layers: Sequence[str] | None = None,
+    layers: Sequence[str | Sequence[str]] | None = None,
     ssim: bool = False,
     seed: int = 0,
     threshold: float = PASS_THRESHOLD,
@@ -227,9 +228,10 @@ def cascading_randomization(
                     :func:`method_factory`).
         inputs (Tensor): ``(N, C, H, W)`` images.
         target (Tensor): ``(N,)`` classes explained at every step (the trained model's).
-        layers (sequence of str, optional): module names to randomise in this order
-                    (top first), each with all its sub-modules; default
-                    :func:`top_down_layers`.
+        layers (sequence, optional): the steps, top first: a module name, or a sequence
+                    of names randomised together in one step (a stage of blocks); each
+                    module with all its sub-modules; default :func:`top_down_layers`
+                    (one step per module with parameters).
         ssim (bool): also compute the SSIM of the absolute maps (needs scikit-image).
         seed (int): seed of the random weights.
         threshold (float): pass threshold of the rule (module docstring).
@@ -245,21 +247,26 @@ def cascading_randomization(
         raise ValueError("`inputs` must be a (N, C, H, W) tensor")
     if not 0 < threshold <= 1:
         raise ValueError(f"`threshold` must be in (0, 1], got {threshold}")
-    names = list(layers) if layers is not None else top_down_layers(model, inputs)
-    if not names:
-        raise ValueError("`layers` must name at least one module with parameters")
-    if len(set(names)) != len(names):
-        raise ValueError(f"`layers` must not repeat a module, got {names}")
+    steps: list[tuple[str, ...]] = [
+        (step,) if isinstance(step, str) else tuple(step)
+        for step in (layers if layers is not None else top_down_layers(model, inputs))
+    ]
+    if not steps or not all(steps):
+        raise ValueError("`layers` must name at least one module in every step")
+    flat_names = [name for step in steps for name in step]
+    if len(set(flat_names)) != len(flat_names):
+        raise ValueError(f"`layers` must not repeat a module, got {flat_names}")
     randomised = copy.deepcopy(model)
-    modules = [resolve_module(randomised, name) for name in names]
+    modules = [[resolve_module(randomised, name) for name in step] for step in steps]
 
     trained = method(randomised)(inputs, target).detach()
     rho, rho_abs, sim, flat = [], [], [], []
     devices = [inputs.device] if inputs.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        for k, module in enumerate(modules):
+        for k, group in enumerate(modules):
             torch.manual_seed(seed + k)  # the same weights whichever method runs
-            _randomize(module)
+            for module in group:
+                _randomize(module)
             maps = method(randomised)(inputs, target).detach()
             rho.append(spearman(trained, maps).numpy())
             rho_abs.append(spearman(trained.abs(), maps.abs()).numpy())
@@ -267,7 +274,7 @@ def cascading_randomization(
             if ssim:
                 sim.append(_ssim(trained, maps))
     return RandomizationResult(
-        layers=tuple(names),
+        layers=tuple("+".join(step) for step in steps),
         spearman=np.stack(rho),
         spearman_abs=np.stack(rho_abs),
         ssim=np.stack(sim) if ssim else None,
