@@ -24,9 +24,12 @@ from torch import Tensor, nn
 
 from captum_gfi.background import BACKGROUNDS, IMAGENET_MEAN
 from captum_gfi.mask import INTERPOLATE_MODES
-from captum_gfi.objectives import SCORES
+from captum_gfi.stages import STAGES
 
-_TRAIN_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
+#: ``torch.Generator.manual_seed``'s range
+SEED_RANGE = (-(2**63), 2**64 - 1)
+#: keyword arguments of ``torch.autograd.grad`` a caller may set with ``grad_kwargs``
+GRAD_KWARGS = ("retain_graph", "create_graph", "allow_unused", "materialize_grads")
 
 # ------------------------------------------------------------------ constructor
 
@@ -71,15 +74,22 @@ def unpack_inputs(inputs: Any) -> tuple[Tensor, bool]:
         if len(inputs) != 1:
             raise ValueError(
                 f"inputs must be one image tensor (or a 1-tuple of it), got a tuple of "
-                f"{len(inputs)} tensors"
+                f"{len(inputs)}: models with several inputs are not supported (pass the "
+                "others as additional_forward_args, or wrap the model)"
             )
         inputs = inputs[0]
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be a Tensor, got {type(inputs).__name__}")
     if inputs.dim() != 4:
+        extra = (
+            " (1-D signals (N, C, L) are not supported; a signal can be passed as an image "
+            "of height 1, inputs.unsqueeze(2), to a model that accepts it)"
+            if inputs.dim() == 3
+            else ""
+        )
         raise ValueError(
             f"inputs must be a batch of images of shape (N, C, H, W), got shape "
-            f"{tuple(inputs.shape)}"
+            f"{tuple(inputs.shape)}{extra}"
         )
     if inputs.shape[0] == 0:
         raise ValueError("inputs is an empty batch (N = 0)")
@@ -118,80 +128,92 @@ def check_nonnegative(name: str, value: Any, zero_means: str) -> None:
         )
 
 
-def check_hyperparameters(
-    *,
-    inversion_steps: Any,
-    target_steps: Any,
-    lr: Any,
-    gamma: Any,
-    delta: Any,
-    lam: Any,
-    lr_decay_every: Any,
-    lr_decay: Any,
-    init_weight: Any,
-    blur_radius: Any,
-    dtype: torch.dtype,
-) -> None:
-    """Every numeric argument of ``attribute``, with its allowed range (``dtype``: the
-    inputs', which the weights and Adam's steps are computed in)."""
-    check_steps("inversion_steps", inversion_steps)
-    check_steps("target_steps", target_steps)
+def check_lr(lr: Any) -> None:
+    """Adam's learning rate: a finite number > 0."""
     x = _real("lr", lr)
     if not (math.isfinite(x) and x > 0):
         raise ValueError(f"lr must be positive and finite (lr > 0), got {lr!r}")
-    # Adam's first step is lr / (1 - beta1) = 10 lr: it must be a number in ``dtype``
-    if x > torch.finfo(dtype).max / 10:
+
+
+def check_lr_for_dtype(lr: float, dtype: torch.dtype) -> None:
+    """Adam's first step is lr / (1 - beta1) = 10 lr: it must be a number in ``dtype``
+    (the inputs', which the weights and Adam's steps are computed in)."""
+    if lr > torch.finfo(dtype).max / 10:
         raise ValueError(
             f"lr = {lr!r} is too large for {dtype} inputs (Adam's first step is 10 x lr): it "
             f"must be at most {torch.finfo(dtype).max / 10:.3g}"
         )
-    check_nonnegative("gamma", gamma, "no L1 penalty in Eq. (8)")
-    check_nonnegative("delta", delta, "no L1 penalty in Eq. (9)")
-    check_nonnegative("lam", lam, "no background term in Eq. (9)")
-    check_nonnegative("blur_radius", blur_radius, "no blur")
-    check_steps("lr_decay_every", lr_decay_every, minimum=1)
+
+
+def check_lr_decay(lr_decay: Any) -> None:
     x = _real("lr_decay", lr_decay)
     if not 0 < x <= 1:
         raise ValueError(
-            "lr_decay must be in (0, 1] (stage 2 multiplies the learning rate by it every "
+            "lr_decay must be in (0, 1] (the learning rate is multiplied by it every "
             f"lr_decay_every steps; 1 = no decay), got {lr_decay!r}"
         )
-    check_init_weight(init_weight)
 
 
-def check_init_weight(init_weight: Any) -> None:
-    """A finite number >= 0, or a real tensor of them (its shape is checked later)."""
+def check_weight_bounds(weight_min: Any, weight_max: Any) -> None:
+    """The clipping bounds of the channel weights: None or finite, ``weight_min <
+    weight_max``, ``weight_max > 0``."""
+    for name, value in (("weight_min", weight_min), ("weight_max", weight_max)):
+        if value is None:
+            continue
+        x = _real(name, value)
+        if not math.isfinite(x):
+            raise ValueError(f"{name} must be a finite number or None (no bound), got {value!r}")
+    if weight_max is not None and not weight_max > 0:
+        raise ValueError(f"weight_max must be positive or None, got {weight_max!r}")
+    if weight_min is not None and weight_max is not None and not weight_min < weight_max:
+        raise ValueError(
+            f"weight_min must be below weight_max (every channel weight is clamped to "
+            f"[weight_min, weight_max] after each step), got weight_min={weight_min!r} > "
+            f"weight_max={weight_max!r}"
+        )
+
+
+def _bounds(weight_min: float | None, weight_max: float | None) -> str:
+    if weight_min == 0 and weight_max is None:
+        return "finite and non-negative (the setting's weight_min = 0: w >= 0; 0 is allowed)"
+    if weight_min is None and weight_max is None:
+        return "finite (the setting's weights are signed and unbounded)"
+    low = "-inf" if weight_min is None else f"{weight_min:g}"
+    high = "inf" if weight_max is None else f"{weight_max:g}"
+    return f"finite and within the setting's bounds [weight_min, weight_max] = [{low}, {high}]"
+
+
+def check_init_weight(
+    init_weight: Any, weight_min: float | None = 0.0, weight_max: float | None = None
+) -> None:
+    """A finite number, or a real tensor of them (its shape is checked later), within the
+    setting's clipping bounds (the paper's w >= 0; none for signed settings)."""
+    allowed = _bounds(weight_min, weight_max)
     if isinstance(init_weight, Tensor):
         if init_weight.dtype == torch.bool or init_weight.is_complex():
             raise TypeError(f"init_weight must be a real tensor, got {init_weight.dtype}")
         values = init_weight.detach()
         if not bool(torch.isfinite(values).all()):
             raise ValueError(
-                "init_weight must be finite and non-negative (w >= 0; 0 is allowed), got a "
-                "tensor with NaN or infinite values"
+                f"init_weight must be {allowed}, got a tensor with NaN or infinite values"
             )
-        if values.numel() and float(values.min()) < 0:
+        if values.numel() and weight_min is not None and float(values.min()) < weight_min:
             raise ValueError(
-                "init_weight must be finite and non-negative (w >= 0; 0 is allowed), got a "
-                f"tensor with a negative value ({float(values.min()):g})"
+                f"init_weight must be {allowed}, got a tensor with a value below weight_min "
+                f"({float(values.min()):g}); pass the setting whose weights these are "
+                '(e.g. setting="refined" for its own signed return_weights)'
+            )
+        if values.numel() and weight_max is not None and float(values.max()) > weight_max:
+            raise ValueError(
+                f"init_weight must be {allowed}, got a tensor with a value above weight_max "
+                f"({float(values.max()):g})"
             )
         return
     x = _real("init_weight", init_weight)
-    if not (math.isfinite(x) and x >= 0):
-        raise ValueError(
-            f"init_weight must be finite and non-negative (w >= 0; 0 is allowed), "
-            f"got {init_weight!r}"
-        )
-
-
-def check_weight_init(init: str, init_weight: Any, target: Any) -> None:
-    """A setting that starts from Grad-CAM's channel weights needs the target (unless the
-    weights are given as a tensor)."""
-    if init == "gradcam" and target is None and not isinstance(init_weight, Tensor):
-        raise ValueError(
-            "this setting starts from Grad-CAM's channel weights (init='gradcam'), which need "
-            "a target; pass target=, or init_weight= as a tensor of shape (N, C)"
-        )
+    low = -math.inf if weight_min is None else weight_min
+    high = math.inf if weight_max is None else weight_max
+    if not (math.isfinite(x) and low <= x <= high):
+        raise ValueError(f"init_weight must be {allowed}, got {init_weight!r}")
 
 
 def check_init_weight_shape(init_weight: Tensor, shape: Sequence[int]) -> None:
@@ -208,40 +230,68 @@ def check_init_weight_shape(init_weight: Tensor, shape: Sequence[int]) -> None:
 # -------------------------------------------------------------------- choices
 
 
-def check_options(
+def check_inference_mode() -> None:
+    """GFI optimises its weights by gradients, which ``torch.inference_mode()`` forbids
+    (``torch.enable_grad()`` cannot lift it)."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "GuidedFeatureInversion.attribute cannot run inside torch.inference_mode(): it "
+            "optimises the mask by gradients, which inference mode disables; call it under "
+            "torch.no_grad() instead (it takes its own gradients there), or outside"
+        )
+
+
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def check_call(
     inputs: Tensor,
     *,
     stage: Any,
-    target: Any,
     baseline: Any,
     normalization: Any,
-    score: Any,
     interpolate_mode: Any,
-    return_layer_mask: bool,
-    expand_channels: bool,
+    blur_radius: Any,
     seed: Any,
+    grad_kwargs: Any,
+    flags: dict[str, Any],
 ) -> None:
-    """The named choices of ``attribute`` and the background (``baseline``)."""
-    # the method module owns its list of stages; imported here, it imports this module
-    from captum_gfi.guided_feature_inversion import STAGES
-
-    if return_layer_mask and expand_channels:
+    """The per-call arguments of ``attribute`` (a setting's fields check themselves, in
+    :class:`~captum_gfi.settings.GFISettings`): the named choices, the background, the
+    seed, ``grad_kwargs`` and the boolean switches in ``flags``."""
+    for name, value in flags.items():
+        _flag(name, value)
+    if flags.get("return_layer_mask") and flags.get("expand_channels"):
         raise ValueError("return_layer_mask and expand_channels cannot both be True")
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    if target is None and stage != "inversion":
+    if not flags.get("attr_dim_summation", True) and flags.get("expand_channels"):
         raise ValueError(
-            f'target is required for stage="{stage}" (the class to explain); use '
-            'stage="inversion" for the class-agnostic mask'
+            "attr_dim_summation=False (one map per channel of layer) and expand_channels=True "
+            "cannot be combined"
         )
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-    if interpolate_mode not in INTERPOLATE_MODES:
+    if not isinstance(stage, str) or stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    if not isinstance(interpolate_mode, str) or interpolate_mode not in INTERPOLATE_MODES:
         raise ValueError(
             f"interpolate_mode must be one of {INTERPOLATE_MODES}, got {interpolate_mode!r}"
         )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"seed must be an int or None, got {type(seed).__name__} {seed!r}")
+    check_nonnegative("blur_radius", blur_radius, "no blur")
+    if seed is not None:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__} {seed!r}")
+        if not SEED_RANGE[0] <= int(seed) <= SEED_RANGE[1]:
+            raise ValueError(
+                f"seed must be in [-2**63, 2**64 - 1] (torch.Generator's range), got {seed!r}"
+            )
+    if grad_kwargs is not None:
+        if not isinstance(grad_kwargs, dict):
+            raise TypeError(f"grad_kwargs must be a dict or None, got {type(grad_kwargs).__name__}")
+        unknown = sorted(set(map(str, grad_kwargs)) - set(GRAD_KWARGS))
+        if unknown:
+            raise ValueError(
+                f"grad_kwargs may set {GRAD_KWARGS} of torch.autograd.grad, got {unknown}"
+            )
     check_baseline(baseline, inputs, normalization)
 
 
@@ -387,6 +437,53 @@ def check_target_range(target: TargetType, output: Tensor) -> None:
             check_index(t, f"[{k}]")
 
 
+def per_example_scores(output: Tensor) -> Tensor:
+    """A model's output with one row per example: (N,) becomes (N, 1), as Captum treats
+    a model with one output per example."""
+    return output.unsqueeze(1) if output.dim() == 1 else output
+
+
+def check_output_target(
+    target: TargetType, output: Tensor, stage: str, needs_target_for_start: bool
+) -> None:
+    """After the clean pass: a target that selects exactly one score per example.
+
+    ``target=None`` is Captum's for a model with one output per example ((N,) or (N, 1));
+    a model with more needs a target. A segmentation-style output (N, K, H, W) needs an
+    index into every dimension (a tuple (k, h, w)), or a model wrapped to return one score
+    per class."""
+    dims = tuple(output.shape[1:])
+    shape = f"(N, {', '.join(map(str, dims))})"
+    if target is None:
+        if output[0].numel() == 1:
+            return
+        if stage != "inversion":
+            raise ValueError(
+                f'target is required for stage="{stage}" (the class to explain): the model '
+                f"returns {output[0].numel()} scores per example, shape {shape}; use "
+                'stage="inversion" for the class-agnostic mask'
+            )
+        if needs_target_for_start:
+            raise ValueError(
+                "this setting starts from Grad-CAM's channel weights (init='gradcam'), which "
+                "need a target; pass target=, or init_weight= as a tensor of shape (N, C)"
+            )
+        return
+    if len(dims) <= 1:
+        return
+    entries: list[Any] = target if isinstance(target, list) else [target]
+    if isinstance(target, Tensor) or any(
+        not isinstance(t, tuple) or len(t) != len(dims) for t in entries
+    ):
+        raise ValueError(
+            f"the model returns scores of shape {shape} (a segmentation-style output), and "
+            f"target={target!r} does not select one score per example: pass a tuple target "
+            f"with {len(dims)} indices (one output element), or reduce the output to one "
+            "score per class first, e.g. forward_func=lambda x: model(x).sum(dim=(2, 3)) "
+            "(the class's evidence over the image) or .mean over a region of interest"
+        )
+
+
 # ---------------------------------------------------------------------- model
 
 
@@ -425,17 +522,63 @@ def check_model(modules: Sequence[nn.Module], inputs: Tensor, autocast: bool = F
         )
 
 
+def changes_in_training(module: nn.Module) -> bool:
+    """A module whose forward in training mode updates state (running statistics of
+    batch norm, instance norm with ``track_running_stats``) or draws random numbers
+    (dropout)."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return True
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        return bool(module.track_running_stats)
+    return isinstance(module, (nn.modules.dropout._DropoutNd, nn.AlphaDropout))
+
+
+def _training_error(module: nn.Module, name: str) -> ValueError:
+    return ValueError(
+        f"the model is in training mode ({type(module).__name__} '{name}' has "
+        "training=True), so BatchNorm statistics and dropout would change during the "
+        "optimisation; call model.eval() first"
+    )
+
+
 def check_eval_mode(modules: Sequence[nn.Module]) -> None:
     """BatchNorm and dropout must not be in training mode during the optimisation."""
     for root in modules:
         for name, module in root.named_modules():
-            if module.training and isinstance(module, _TRAIN_SENSITIVE):
-                raise ValueError(
-                    f"the model is in training mode ({type(module).__name__} "
-                    f"'{name or type(root).__name__}' has training=True), so BatchNorm "
-                    "statistics and dropout would change during the optimisation; "
-                    "call model.eval() first"
-                )
+            if module.training and changes_in_training(module):
+                raise _training_error(module, name or type(root).__name__)
+
+
+class ForwardCheck:
+    """Checks on every module the clean pass reaches, before it runs (installed with
+    :func:`captum_gfi._hooks.watch_modules`, so it sees the modules behind any
+    ``forward_func``, a lambda around the model included):
+
+    * no module that changes in training mode is in training mode (its running
+      statistics would be updated by this very pass);
+    * the first convolution gets as many channels as it takes, else the inputs have the
+      wrong number of channels (a grey or RGBA image for an RGB model).
+    """
+
+    def __init__(self, inputs: Tensor) -> None:
+        self.inputs = inputs
+        self.first_conv = True
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        if module.training and changes_in_training(module):
+            raise _training_error(module, type(module).__name__)
+        if self.first_conv and isinstance(module, nn.modules.conv._ConvNd):
+            self.first_conv = False
+            value = args[0] if args else None
+            if isinstance(value, Tensor) and value.dim() >= 2:
+                got, want = value.shape[1], module.in_channels
+                if got != want and value.shape[2:] == self.inputs.shape[2:]:
+                    raise ValueError(
+                        f"inputs have {got} channels but the model's first convolution "
+                        f"({module}) takes {want}: pass {want}-channel images (e.g. "
+                        "x.expand(-1, 3, -1, -1) for grey images, x[:, :3] to drop an "
+                        "alpha channel)"
+                    )
 
 
 # ---------------------------------------------------------- the clean pass
@@ -462,6 +605,12 @@ def check_clean_pass(
     """The layers' outputs are finite 4-D maps and the model returns one finite row of
     scores per input."""
     for name, value in zip(names, values):
+        if isinstance(value, (tuple, list)):
+            raise ValueError(
+                f"{name} returns a {type(value).__name__} of {len(value)} values; layers "
+                "with tuple outputs are not supported: pick a submodule that returns one "
+                "(N, C, h, w) tensor"
+            )
         if not isinstance(value, Tensor) or value.dim() != 4:
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(
@@ -477,6 +626,19 @@ def check_clean_pass(
         raise TypeError(
             f"forward_func must return a Tensor of class scores, got {type(output).__name__}"
         )
+    for name, value in zip(names, values):
+        # Eq. (8)'s data term squares the features: it must be a number in their dtype
+        # (half-precision types are left to the overflow check of the result)
+        if value.dtype not in (torch.float32, torch.float64):
+            continue
+        energy = value.detach().flatten(1).double().pow(2).sum(dim=1)
+        if float(energy.max()) > torch.finfo(value.dtype).max / 4:
+            raise ValueError(
+                f"inputs: {name}'s features for these inputs (max |x| = "
+                f"{float(inputs.abs().max()):.3g}) reach {float(value.abs().max()):.3g}, so "
+                f"the objectives overflow in {value.dtype}; pass inputs in the range the model "
+                "was trained on (normalised images, values of order 1)"
+            )
     if output.dim() == 0 or output.shape[0] != inputs.shape[0]:
         rows = output.shape[0] if output.dim() else "a scalar, no"
         raise ValueError(f"forward_func returned {rows} rows for {inputs.shape[0]} inputs")
@@ -555,11 +717,18 @@ def warn_if_degenerate(
         )
 
 
-def check_finite_result(weights: Tensor, layer_mask: Tensor) -> None:
+def check_finite_result(weights: Tensor, layer_mask: Tensor, inputs: Tensor | None = None) -> None:
     """The optimised weights and the mask are finite (the loss did not overflow)."""
     bad = (~torch.isfinite(weights)).any(dim=1) | (~torch.isfinite(layer_mask)).flatten(1).any(1)
     if bool(bad.any()):
         idx = [k for k, b in enumerate(bad.tolist()) if b]
+        scale = float(inputs.abs().max()) if inputs is not None else 0.0
+        if scale > 1e6:
+            raise ValueError(
+                f"inputs: the optimisation overflowed for example(s) {_examples(idx)}, whose "
+                f"values reach {scale:.3g}: pass inputs in the range the model was trained "
+                "on (normalised images, values of order 1)"
+            )
         raise ValueError(
             "the optimisation produced NaN or infinite channel weights or mask values for "
             f"example(s) {_examples(idx)}: the loss overflowed; lower lr, init_weight, gamma, "

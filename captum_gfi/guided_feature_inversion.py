@@ -9,8 +9,10 @@ evidence and removes it from the background.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast, overload
 
 import torch
@@ -27,7 +29,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from captum_gfi import _validation
-from captum_gfi._hooks import LayerTap, model_modules, preserved_model_state
+from captum_gfi._hooks import LayerTap, model_modules, preserved_model_state, watch_modules
 from captum_gfi.background import Normalization, make_background
 from captum_gfi.mask import (
     background_input,
@@ -36,14 +38,28 @@ from captum_gfi.mask import (
     interpolation_matrices,
 )
 from captum_gfi.objectives import (
+    ONE_UNIT_SCORES,
     class_discriminative_loss,
     inversion_loss,
     target_score,
 )
 from captum_gfi.settings import GFISettings, WeightInit, resolve_setting
+from captum_gfi.stages import STAGES
 
-#: The stages ``attribute`` can run: Algorithm 1 then 2, Algorithm 1 only, Algorithm 2 only.
-STAGES = ("both", "inversion", "target")
+__all__ = ["STAGES", "GuidedFeatureInversion"]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How one ``attribute`` call runs the model: its per-call options, passed down the
+    call (never stored on the instance, so calls from several threads cannot mix)."""
+
+    autocast: bool = False
+    channels_last: bool = False
+    grad_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+_PLAIN = _Run()
 
 
 class GuidedFeatureInversion(LayerAttribution):
@@ -136,6 +152,10 @@ class GuidedFeatureInversion(LayerAttribution):
         inputs: Tensor,
         target: TargetType = None,
         additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+        relu_attributions: bool = False,
+        attr_dim_summation: bool = True,
+        grad_kwargs: dict[str, Any] | None = None,
         *,
         return_weights: Literal[False] = False,
         **kwargs: Any,
@@ -147,6 +167,10 @@ class GuidedFeatureInversion(LayerAttribution):
         inputs: Tensor,
         target: TargetType = None,
         additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+        relu_attributions: bool = False,
+        attr_dim_summation: bool = True,
+        grad_kwargs: dict[str, Any] | None = None,
         *,
         return_weights: Literal[True],
         **kwargs: Any,
@@ -158,6 +182,10 @@ class GuidedFeatureInversion(LayerAttribution):
         inputs: tuple[Tensor, ...],
         target: TargetType = None,
         additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+        relu_attributions: bool = False,
+        attr_dim_summation: bool = True,
+        grad_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> tuple[Tensor, ...] | tuple[tuple[Tensor, ...], Tensor]: ...
 
@@ -167,6 +195,10 @@ class GuidedFeatureInversion(LayerAttribution):
         inputs: Tensor | tuple[Tensor, ...],
         target: TargetType = None,
         additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+        relu_attributions: bool = False,
+        attr_dim_summation: bool = True,
+        grad_kwargs: dict[str, Any] | None = None,
         *,
         stage: str = "both",
         setting: str | GFISettings = "paper",
@@ -184,7 +216,6 @@ class GuidedFeatureInversion(LayerAttribution):
         blur_radius: float = 11.0,
         normalization: Normalization | None = None,
         interpolate_mode: str = "bilinear",
-        attribute_to_layer_input: bool = False,
         return_layer_mask: bool = False,
         expand_channels: bool = False,
         return_weights: bool = False,
@@ -204,11 +235,37 @@ class GuidedFeatureInversion(LayerAttribution):
                         index of the class to explain, in any form Captum accepts:
                         an int or tuple for all examples, or one per example as a
                         list or a 1-D integer tensor; numpy integers and integer
-                        arrays (e.g. from ``np.argmax``) too. Required unless
-                        ``stage="inversion"``.
+                        arrays (e.g. from ``np.argmax``) too. It must select one score
+                        per example: a model with an (N, K, H, W) output needs a tuple
+                        (k, h, w), or a ``forward_func`` that reduces the output to
+                        (N, K), e.g. ``lambda x: model(x).sum(dim=(2, 3))``. May be None,
+                        as in Captum, for a model with one output per example ((N,) or
+                        (N, 1)), and with ``stage="inversion"``; required otherwise.
             additional_forward_args (Any, optional): Extra arguments passed to
                         ``forward_func`` after the inputs. Tensors with a batch
                         dimension are repeated along it for the 2N batch of stage 2.
+            attribute_to_layer_input (bool, optional): build the mask from the
+                        input of ``layer`` instead of its output (the input is read
+                        before ``layer`` runs, so an in-place ``layer`` cannot change
+                        it). Default: False.
+            relu_attributions (bool, optional): as ``LayerGradCam``'s: apply a ReLU
+                        to the returned attributions. The mask is in [0, 1], so this is
+                        a no-op for it; it clips the per-channel maps of
+                        ``attr_dim_summation=False``. Default: False.
+            attr_dim_summation (bool, optional): as ``LayerGradCam``'s: True
+                        (default) returns the mask; False returns, like LayerGradCam,
+                        one map per channel of ``layer`` at its resolution, (N, C, h, w):
+                        the terms :math:`\omega_i f^{l_1}_i(x)` of Eq. (6), whose sum over
+                        channels is the mask before its normalisation.
+            grad_kwargs (dict, optional): as ``LayerGradCam``'s: keyword arguments
+                        (``retain_graph``, ``create_graph``, ``allow_unused``,
+                        ``materialize_grads``) of every ``torch.autograd.grad`` call GFI
+                        makes (the Grad-CAM start and each Adam step). They do not change
+                        the result. Default: None.
+
+            The arguments above are ``LayerGradCam.attribute``'s, in its order; the
+            ones below are keyword-only.
+
             stage (str, optional): ``"both"`` (default): Algorithm 1 then 2;
                         ``"inversion"``: Algorithm 1 only, the class-agnostic
                         inversion mask (no target needed); ``"target"``:
@@ -239,9 +296,11 @@ class GuidedFeatureInversion(LayerAttribution):
             gamma (float, optional): weight of stage 1's prior on the weights,
                         the L1 weight of Eq. (8). Default: the setting's (paper: 10;
                         authors: 5, on the squared L2 norm).
-            delta (float, optional): weight of stage 2's prior, the L1 weight of
-                        Eq. (9). Default: the setting's (paper: 1; authors: 2, on the
-                        squared L2 norm; refined: 6, on the mask's mean).
+            delta (float, optional): weight of stage 2's prior: the L1 weight of
+                        Eq. (9) in the paper's setting (1), the weight of the squared L2
+                        norm of :math:`\omega` in the authors' (2), and the mask-area
+                        weight :math:`\beta` of :math:`\beta \, \mathrm{mean}(m)` in
+                        ``"refined"`` (6). Default: the setting's.
             lam (float, optional): weight of the background term of Eq. (9).
                         Default: the setting's (paper and authors: 1).
             lr_decay_every (int, optional): the learning rate is multiplied by
@@ -254,22 +313,29 @@ class GuidedFeatureInversion(LayerAttribution):
                         channel weight, or initial weights of shape (N, C) (or
                         broadcastable to it), e.g. the ``return_weights`` of a
                         ``stage="inversion"`` run to continue with
-                        ``stage="target"``. Default: the setting's (paper and
-                        authors: 0.1).
+                        ``stage="target"``, or of any run with the same setting. It must
+                        lie within the setting's bounds ``weight_min``, ``weight_max``
+                        (paper: w >= 0; refined: signed, unbounded). Given, it replaces
+                        the setting's start (Grad-CAM's weights for ``"refined"``).
+                        Default: the setting's (paper and authors: 0.1).
             score (str, optional): the class score :math:`f_c`: ``"softmax"``
                         (probability, the paper's), ``"log_softmax"``, ``"sigmoid"``
-                        (multi-label models) or ``"logit"``. Default: the setting's
-                        (paper and authors: ``"softmax"``; refined:
-                        ``"log_softmax"``).
+                        (multi-label models), ``"log_sigmoid"`` or ``"logit"``. Default:
+                        the setting's (paper and authors: ``"softmax"``; refined:
+                        ``"log_softmax"``). A softmax over one output unit is constant,
+                        so for a model with one output per example the setting's
+                        softmax / log-softmax become ``"sigmoid"`` / ``"log_sigmoid"``
+                        (the softmax over the logits (0, z)); passing ``score="softmax"``
+                        or ``"log_softmax"`` for such a model is a ``ValueError``.
             blur_radius (float, optional): standard deviation in pixels of the
-                        blur background. Default: 11.
+                        blur background; its kernel is truncated at 3 standard
+                        deviations or the image's size, whichever is smaller.
+                        Default: 11.
             normalization (tuple, optional): ``(mean, std)`` of the model's input
                         normalisation, used by ``baseline="mean"``.
             interpolate_mode (str, optional): upsampling of the mask to the input
                         resolution: ``"bilinear"`` (default), ``"nearest"``,
                         ``"bicubic"`` or ``"area"``.
-            attribute_to_layer_input (bool, optional): build the mask from the
-                        input of ``layer`` instead of its output. Default: False.
             return_layer_mask (bool, optional): return the mask at ``layer``'s
                         resolution (N, 1, h, w), like ``LayerGradCam``, instead of
                         the input resolution. Default: False.
@@ -295,7 +361,8 @@ class GuidedFeatureInversion(LayerAttribution):
             *Tensor* or (*Tensor*, *Tensor*):
             - **attributions** (*Tensor*): the GFI mask in [0, 1], shape
               (N, 1, H, W), or (N, 1, h, w) with ``return_layer_mask=True``, or
-              (N, C, H, W) with ``expand_channels=True``.
+              (N, C, H, W) with ``expand_channels=True``; with
+              ``attr_dim_summation=False`` the per-channel maps (N, C, h, w).
             - **weights** (*Tensor*, only with ``return_weights=True``): the
               optimised channel weights, shape (N, C).
 
@@ -305,104 +372,142 @@ class GuidedFeatureInversion(LayerAttribution):
             >>> gfi = GuidedFeatureInversion(model, model.features[35], model.features[36])
             >>> mask = gfi.attribute(images, target=281)  # (N, 1, 224, 224)
         """
+        _validation.check_inference_mode()
         inputs, is_tuple = _validation.unpack_inputs(inputs)
+        # a setting's fields check themselves (GFISettings.__post_init__), overrides too
         s = resolve_setting(
             setting, inversion_steps=inversion_steps, target_steps=target_steps, lr=lr,
             gamma=gamma, delta=delta, lam=lam, lr_decay_every=lr_decay_every,
             lr_decay=lr_decay, score=score,
             init_weight=None if isinstance(init_weight, Tensor) else init_weight,
         )  # fmt: skip
-        _validation.check_options(
-            inputs, stage=stage, target=target, baseline=baseline, normalization=normalization,
-            score=s.score, interpolate_mode=interpolate_mode, return_layer_mask=return_layer_mask,
-            expand_channels=expand_channels, seed=seed,
+        _validation.check_call(
+            inputs, stage=stage, baseline=baseline, normalization=normalization,
+            interpolate_mode=interpolate_mode, blur_radius=blur_radius, seed=seed,
+            grad_kwargs=grad_kwargs,
+            flags={
+                "attribute_to_layer_input": attribute_to_layer_input,
+                "relu_attributions": relu_attributions,
+                "attr_dim_summation": attr_dim_summation,
+                "return_layer_mask": return_layer_mask, "expand_channels": expand_channels,
+                "return_weights": return_weights, "show_progress": show_progress,
+                "autocast": autocast, "channels_last": channels_last,
+            },
         )  # fmt: skip
-        _validation.check_hyperparameters(
-            inversion_steps=s.inversion_steps, target_steps=s.target_steps, lr=s.lr,
-            gamma=s.gamma, delta=s.delta, lam=s.lam, lr_decay_every=s.lr_decay_every,
-            lr_decay=s.lr_decay, blur_radius=blur_radius, dtype=inputs.dtype,
-            init_weight=init_weight if isinstance(init_weight, Tensor) else s.init_weight,
-        )  # fmt: skip
-        _validation.check_weight_init(s.init.value, init_weight, target)
-        if stage != "inversion":
+        _validation.check_lr_for_dtype(s.lr, inputs.dtype)
+        if isinstance(init_weight, Tensor):
+            _validation.check_init_weight(init_weight, s.weight_min, s.weight_max)
+        # the start: given weights (a tensor, or a number overriding the setting's), or the
+        # setting's rule
+        gradcam_start = init_weight is None and s.init is WeightInit.GRADCAM
+        uses_target = stage != "inversion" or gradcam_start
+        if uses_target:
             target = _validation.normalize_target(target, inputs.shape[0])
         inputs = inputs.detach()
+        if inputs.is_inference():  # made under inference mode: a normal tensor for autograd
+            inputs = inputs.clone()
         args = _format_additional_forward_args(additional_forward_args)
         generator = None
         if seed is not None:
             generator = torch.Generator(device=inputs.device).manual_seed(int(seed))
+        run = _Run(autocast, channels_last, dict(grad_kwargs or {}))
 
         modules = model_modules(self.forward_func, self.layer, self.inversion_layer)
         _validation.check_model(modules, inputs, autocast)  # before any hook or forward
-        self._autocast, self._channels_last = autocast, channels_last
-        try:
-            with preserved_model_state(modules):
-                # clean pass: f^{l1}(x), f^{l0}(x) and the output, computed once
-                with torch.no_grad():
-                    base_features, inv_features, output = self._clean_pass(
-                        inputs, args, attribute_to_layer_input, s.mask_layer.value
-                    )
-                if stage != "inversion":
-                    _validation.check_target_range(target, output)
-                background = make_background(
-                    inputs,
-                    baseline,
-                    blur_radius=blur_radius,
-                    normalization=normalization,
-                    generator=generator,
+        with preserved_model_state(modules):
+            # clean pass: f^{l1}(x), f^{l0}(x) and the output, computed once
+            with torch.no_grad():
+                base_features, inv_features, output = self._clean_pass(
+                    inputs, args, attribute_to_layer_input, s.mask_layer.value, run
                 )
-                size = (inputs.shape[2], inputs.shape[3])
-                if isinstance(init_weight, Tensor) or s.init is WeightInit.CONSTANT:
-                    init = init_weight if isinstance(init_weight, Tensor) else s.init_weight
-                    weights = self._initial_weights(init, base_features, inputs)
-                else:
-                    weights = self._gradcam_weights(
-                        inputs, args, target, s.mask_layer.value, attribute_to_layer_input
-                    )
-                form = s.mask_form
-                matrices = interpolation_matrices(
-                    base_features.shape[2:], size, interpolate_mode, inputs.dtype, inputs.device,
-                    form.align_corners,
-                )  # fmt: skip
-
-                def mask_of(w: Tensor) -> Tensor:  # Eq. (6)-(7) and upsampling
-                    return feature_mask(w, base_features, size, interpolate_mode, matrices, form)[1]
-
-                total = (s.inversion_steps if stage != "target" else 0) + (
-                    s.target_steps if stage != "inversion" else 0
+            if uses_target:
+                _validation.check_output_target(target, output, stage, gradcam_start)
+                _validation.check_target_range(target, output)
+            s = self._score_for_output(s, score, output, stage)
+            background = make_background(
+                inputs,
+                baseline,
+                blur_radius=blur_radius,
+                normalization=normalization,
+                generator=generator,
+            )
+            if background.is_inference():
+                background = background.clone()
+            size = (inputs.shape[2], inputs.shape[3])
+            if gradcam_start:
+                weights = self._gradcam_weights(
+                    inputs, args, target, s.mask_layer.value, attribute_to_layer_input, run
                 )
-                # gradients for w even when called under torch.no_grad() (as Captum's metrics do)
-                with (
-                    torch.enable_grad(),
-                    tqdm(
-                        total=total, desc=self.get_name(), disable=not show_progress, leave=False
-                    ) as bar,
-                ):
-                    adam = _ProjectedAdam(weights, s.weight_min, s.weight_max, bar)
-                    if stage in ("both", "inversion"):
-                        weights = self._algorithm1_feature_inversion(
-                            inputs, background, mask_of, inv_features, args, adam, s
-                        )
-                    if stage in ("both", "target"):
-                        adam.next_stage(keep_state=s.shared_optimizer)
-                        weights = self._algorithm2_class_discriminative(
-                            inputs, background, mask_of, args, target, adam, s
-                        )
-                with torch.no_grad():
-                    layer_mask, mask = feature_mask(
-                        weights, base_features, size, interpolate_mode, form=form
+            else:
+                init = init_weight if isinstance(init_weight, Tensor) else s.init_weight
+                weights = self._initial_weights(init, base_features, inputs)
+            form = s.mask_form
+            matrices = interpolation_matrices(
+                base_features.shape[2:], size, interpolate_mode, inputs.dtype, inputs.device,
+                form.align_corners,
+            )  # fmt: skip
+
+            def mask_of(w: Tensor) -> Tensor:  # Eq. (6)-(7) and upsampling
+                return feature_mask(w, base_features, size, interpolate_mode, matrices, form)[1]
+
+            total = (s.inversion_steps if stage != "target" else 0) + (
+                s.target_steps if stage != "inversion" else 0
+            )
+            # gradients for w even when called under torch.no_grad() (as Captum's metrics do)
+            with (
+                torch.enable_grad(),
+                tqdm(
+                    total=total, desc=self.get_name(), disable=not show_progress, leave=False
+                ) as bar,
+            ):
+                adam = _ProjectedAdam(weights, s.weight_min, s.weight_max, bar, run.grad_kwargs)
+                if stage in ("both", "inversion"):
+                    weights = self._algorithm1_feature_inversion(
+                        inputs, background, mask_of, inv_features, args, adam, s, run
                     )
-                _validation.check_finite_result(weights, layer_mask)
-                _validation.warn_if_degenerate(base_features, inputs, background, layer_mask)
-        finally:
-            self._autocast = self._channels_last = False
-        result = layer_mask if return_layer_mask else mask
-        if expand_channels:
-            result = result.expand(-1, inputs.shape[1], -1, -1)
+                if stage in ("both", "target"):
+                    adam.next_stage(keep_state=s.shared_optimizer)
+                    weights = self._algorithm2_class_discriminative(
+                        inputs, background, mask_of, args, target, adam, s, run
+                    )
+            with torch.no_grad():
+                layer_mask, mask = feature_mask(
+                    weights, base_features, size, interpolate_mode, form=form
+                )
+            _validation.check_finite_result(weights, layer_mask, inputs)
+            _validation.warn_if_degenerate(base_features, inputs, background, layer_mask)
+        if not attr_dim_summation:  # LayerGradCam's per-channel form: the terms of Eq. (6)
+            result = weights.view(*weights.shape, 1, 1) * base_features
+        else:
+            result = layer_mask if return_layer_mask else mask
+            if expand_channels:
+                result = result.expand(-1, inputs.shape[1], -1, -1)
+        if relu_attributions:
+            result = torch.relu(result)
         formatted: Tensor | tuple[Tensor, ...] = (result,) if is_tuple else result
         if return_weights:
             return formatted, weights
         return formatted
+
+    @staticmethod
+    def _score_for_output(
+        s: GFISettings, score: str | None, output: Tensor, stage: str
+    ) -> GFISettings:
+        """The setting with a score that carries a signal for this model's output: a
+        softmax over a single output unit is constant (1), so for a model with one output
+        per example the setting's softmax scores become their two-class form, the sigmoid
+        (its log); an explicit ``score="softmax"`` there is refused."""
+        if stage == "inversion" or output[0].numel() != 1 or s.score not in ONE_UNIT_SCORES:
+            return s
+        binary = ONE_UNIT_SCORES[s.score]
+        if score is not None:
+            raise ValueError(
+                f'score="{score}" is constant for a model with one output per example (a '
+                "softmax over one unit is 1), so stage 2 would get no signal: pass "
+                f'score="{binary}" (the probability of a one-logit binary classifier) or '
+                'score="logit"'
+            )
+        return dataclasses.replace(s, score=binary)
 
     # ------------------------------------------------------------------ stages
     def _algorithm1_feature_inversion(
@@ -414,6 +519,7 @@ class GuidedFeatureInversion(LayerAttribution):
         args: tuple[Any, ...] | None,
         adam: _ProjectedAdam,
         s: GFISettings,
+        run: _Run = _PLAIN,
     ) -> Tensor:
         """Algorithm 1: class-agnostic feature inversion, minimising Eq. (8) (or the
         setting's terms in its place)."""
@@ -421,7 +527,7 @@ class GuidedFeatureInversion(LayerAttribution):
         def loss_fn(w: Tensor) -> Tensor:
             mask = mask_of(w)  # Eq. (6)-(7)
             guided = guided_input(inputs, background, mask)  # Eq. (2)
-            features = self._forward_to_inversion_layer(guided, args)
+            features = self._forward_to_inversion_layer(guided, args, run)
             return inversion_loss(  # Eq. (8)
                 features, inv_features, w, s.gamma,
                 feature_loss=s.feature_loss, prior=s.inversion_prior, mask=mask,
@@ -439,6 +545,7 @@ class GuidedFeatureInversion(LayerAttribution):
         target: TargetType,
         adam: _ProjectedAdam,
         s: GFISettings,
+        run: _Run = _PLAIN,
     ) -> Tensor:
         """Algorithm 2: class-discriminative refinement, minimising Eq. (9) (or the
         setting's terms in its place).
@@ -453,7 +560,7 @@ class GuidedFeatureInversion(LayerAttribution):
             mask = mask_of(w)  # Eq. (6)-(7)
             guided = guided_input(inputs, background, mask)  # Eq. (2)
             removed = background_input(inputs, background, mask)  # Eq. (4)
-            output = self._forward(torch.cat([guided, removed]), args2).to(inputs.dtype)
+            output = self._forward(torch.cat([guided, removed]), args2, run).to(inputs.dtype)
             scores = target_score(output, target2, s.score)
             return class_discriminative_loss(  # Eq. (9)
                 scores[:n], scores[n:], w, s.lam, s.delta, prior=s.target_prior, mask=mask
@@ -462,19 +569,20 @@ class GuidedFeatureInversion(LayerAttribution):
         return adam.run(loss_fn, s.target_steps, s.lr, s.lr_decay_every, s.lr_decay)
 
     # ---------------------------------------------------------------- forwards
-    _autocast: bool = False
-    _channels_last: bool = False
-
-    def _forward(self, inputs: Tensor, args: tuple[Any, ...] | None) -> Tensor:
-        if self._channels_last:
+    def _forward(self, inputs: Tensor, args: tuple[Any, ...] | None, run: _Run = _PLAIN) -> Tensor:
+        """The model's scores, one row per example ((N,) outputs become (N, 1))."""
+        if run.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-            return self.forward_func(inputs, *args) if args else self.forward_func(inputs)
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=run.autocast):
+            output = self.forward_func(inputs, *args) if args else self.forward_func(inputs)
+        return _validation.per_example_scores(output) if isinstance(output, Tensor) else output
 
-    def _forward_to_inversion_layer(self, inputs: Tensor, args: tuple[Any, ...] | None) -> Tensor:
+    def _forward_to_inversion_layer(
+        self, inputs: Tensor, args: tuple[Any, ...] | None, run: _Run = _PLAIN
+    ) -> Tensor:
         """Run the model only up to ``inversion_layer`` and return its output."""
         with LayerTap([self.inversion_layer], stop=True) as tap:
-            self._forward(inputs, args)
+            self._forward(inputs, args, run)
         return self._as_map(cast(Tensor, tap.values[0])).to(inputs.dtype)
 
     def _as_map(self, value: Tensor) -> Tensor:
@@ -486,15 +594,28 @@ class GuidedFeatureInversion(LayerAttribution):
         args: tuple[Any, ...] | None,
         layer_input: bool,
         mask_layer: str = "layer",
+        run: _Run = _PLAIN,
     ) -> tuple[Tensor, Tensor, Tensor]:
         # mask_layer: the layer rule, the attribute naming the module whose channels form
-        # the mask ("layer", or "inversion_layer" for l1 = l0)
-        with LayerTap(
-            [getattr(self, mask_layer), self.inversion_layer],
-            use_inputs=[layer_input, False],
-            detach=True,
-        ) as tap:
-            output = self._forward(inputs, args)
+        # the mask ("layer", or "inversion_layer" for l1 = l0). Every module the pass
+        # reaches is checked before it runs (training mode, the inputs' channels), through
+        # whatever forward_func calls it.
+        try:
+            with (
+                watch_modules(_validation.ForwardCheck(inputs)),
+                LayerTap(
+                    [getattr(self, mask_layer), self.inversion_layer],
+                    use_inputs=[layer_input, False],
+                    detach=True,
+                ) as tap,
+            ):
+                output = self._forward(inputs, args, run)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"forward_func failed on inputs of shape {tuple(inputs.shape)} ({first}): pass "
+                "inputs of the shape, channels and dtype the model takes"
+            ) from err
         names = ("layer", "inversion_layer")
         _validation.check_layer_calls(tap.calls, names)
         values = [
@@ -510,17 +631,22 @@ class GuidedFeatureInversion(LayerAttribution):
         target: TargetType,
         mask_layer: str,
         layer_input: bool,
+        run: _Run = _PLAIN,
     ) -> Tensor:
         """Grad-CAM's channel weights (Selvaraju et al. 2017, Eq. (1)): the spatial mean of
         the gradient of the target's logit with respect to the mask layer's channels, one
-        forward and one backward pass; divided by their largest magnitude per example."""
+        forward and one backward pass; divided by their largest magnitude per example.
+
+        The tap hands the rest of the network a copy of the activation (as Captum's
+        LayerGradCam), so an in-place op after the layer (``ReLU(inplace=True)``) does not
+        turn the gradient into the gradient at the op's output."""
         # with gradients even under torch.no_grad() (as Captum's metrics call)
         with torch.enable_grad():
             with LayerTap([getattr(self, mask_layer)], use_inputs=[layer_input]) as tap:
-                output = self._forward(inputs.detach().requires_grad_(True), args)
+                output = self._forward(inputs.detach().requires_grad_(True), args, run)
             features = self._as_map(cast(Tensor, tap.values[0]))
             logit = target_score(output, _target_on_device(target, inputs.device), "logit")
-            (grad,) = torch.autograd.grad(logit.sum(), features)
+            (grad,) = torch.autograd.grad(logit.sum(), features, **run.grad_kwargs)
         weights = grad.mean(dim=(2, 3)).detach().to(inputs.dtype)
         return weights / weights.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
 
@@ -543,7 +669,7 @@ class _ProjectedAdam:
     also drives the learning-rate schedule, runs on until :meth:`next_stage` resets it:
     one object serves both stages, with one state (the authors') or a fresh one per
     stage (the paper's). Gradients are taken with ``torch.autograd.grad`` for the
-    weights only.
+    weights only (with the call's ``grad_kwargs``).
     """
 
     # torch.optim.Adam's update (defaults betas=(0.9, 0.999), eps=1e-8), written out:
@@ -551,9 +677,15 @@ class _ProjectedAdam:
     beta1, beta2, eps = 0.9, 0.999, 1e-8
 
     def __init__(
-        self, weights: Tensor, weight_min: float | None, weight_max: float | None, bar: tqdm
+        self,
+        weights: Tensor,
+        weight_min: float | None,
+        weight_max: float | None,
+        bar: tqdm,
+        grad_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.w = weights.detach().clone().requires_grad_(True)
+        self.grad_kwargs = dict(grad_kwargs or {})
         self.exp_avg = torch.zeros_like(weights)
         self.exp_avg_sq = torch.zeros_like(weights)
         self.t = 0
@@ -582,7 +714,7 @@ class _ProjectedAdam:
         w, exp_avg, exp_avg_sq = self.w, self.exp_avg, self.exp_avg_sq
         for _ in range(steps):
             step_lr = lr * decay ** (self.t // decay_every)
-            (grad,) = torch.autograd.grad(loss_fn(w).sum(), w)
+            (grad,) = torch.autograd.grad(loss_fn(w).sum(), w, **self.grad_kwargs)
             self.t += 1
             t = self.t
             with torch.no_grad():

@@ -28,7 +28,12 @@ from captum._utils.typing import TargetType
 from torch import Tensor
 
 #: How the model's output is turned into the class score f_c.
-SCORES = ("softmax", "log_softmax", "sigmoid", "logit")
+SCORES = ("softmax", "log_softmax", "sigmoid", "log_sigmoid", "logit")
+
+#: A softmax over one output unit is constant (1, its log 0): for a model with one
+#: output per example (a binary classifier's logit z) the setting's softmax scores are
+#: taken over the two logits (0, z), which is the sigmoid of z (its log).
+ONE_UNIT_SCORES = {"softmax": "sigmoid", "log_softmax": "log_sigmoid"}
 
 
 def class_scores(output: Tensor, score: str = "softmax") -> Tensor:
@@ -36,7 +41,8 @@ def class_scores(output: Tensor, score: str = "softmax") -> Tensor:
 
     ``"softmax"`` (the paper's f_c, a probability; normalised over dim 1, the
     class dimension), ``"log_softmax"`` (its logarithm: no saturation near 0 or 1),
-    ``"sigmoid"`` (multi-label models) or ``"logit"`` (raw).
+    ``"sigmoid"`` (multi-label models, and one-output binary classifiers),
+    ``"log_sigmoid"`` (its logarithm) or ``"logit"`` (raw).
     """
     if score == "softmax":
         return torch.softmax(output, dim=1)
@@ -44,6 +50,8 @@ def class_scores(output: Tensor, score: str = "softmax") -> Tensor:
         return torch.log_softmax(output, dim=1)
     if score == "sigmoid":
         return torch.sigmoid(output)
+    if score == "log_sigmoid":
+        return torch.nn.functional.logsigmoid(output)
     if score == "logit":
         return output
     raise ValueError(f"score must be one of {SCORES}, got {score!r}")

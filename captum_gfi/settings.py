@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
+from captum_gfi import _validation
 from captum_gfi.mask import AUTHORS_MASK, GRADCAM_MASK, PAPER_MASK, MaskForm
-from captum_gfi.objectives import FeatureLoss, Prior
+from captum_gfi.objectives import SCORES, FeatureLoss, Prior
 
 __all__ = [
     "SETTINGS",
@@ -100,6 +101,21 @@ class PassCount(NamedTuple):
         return self.init + self.inversion + self.target
 
 
+#: What 0 does for ``gamma`` / ``delta``, per prior (the field's meaning in a setting).
+_ZERO_MEANS: dict[str, dict[Prior, str]] = {
+    "gamma": {
+        Prior.L1: "no L1 penalty in Eq. (8)",
+        Prior.SQUARED_L2: "no squared-L2 penalty on w in stage 1, the authors' prior",
+        Prior.MASK_AREA: "no mask-area prior in stage 1",
+    },
+    "delta": {
+        Prior.L1: "no L1 penalty in Eq. (9)",
+        Prior.SQUARED_L2: "no squared-L2 penalty on w in stage 2, the authors' prior",
+        Prior.MASK_AREA: "no mask-area prior in stage 2: delta is the weight beta of mean(m)",
+    },
+}
+
+
 @dataclass(frozen=True)
 class GFISettings:
     r"""One variant of GFI, as data. The defaults are the paper's (``SETTINGS["paper"]``).
@@ -115,27 +131,37 @@ class GFISettings:
                     ``AUTHORS_MASK`` (upsampled with ``align_corners=True``, then
                     (M - min) / max); see :mod:`captum_gfi.mask`.
         weight_max (float or None): the clipping rule: after every Adam step every
-                    :math:`\omega_i` is clamped to [0, ``weight_max``] (None: no upper
-                    bound, the paper's; the authors' 1e5, main.py l.199).
+                    :math:`\omega_i` is clamped to [``weight_min``, ``weight_max``] (None:
+                    no upper bound, the paper's; the authors' 1e5, main.py l.199). Finite,
+                    > 0 and > ``weight_min``.
         init_weight (float): the start of every :math:`\omega_i` (0.1 in both) with
-                    ``init=CONSTANT``.
+                    ``init=CONSTANT``; within [``weight_min``, ``weight_max``]. A tensor
+                    ``init_weight=`` of ``attribute`` (e.g. a call's own
+                    ``return_weights``) must lie within the same bounds.
         init (WeightInit): ``CONSTANT`` (``init_weight`` everywhere, the paper's) or
                     ``GRADCAM`` (Grad-CAM's channel weights, signed).
         weight_min (float or None): the lower clipping bound of every :math:`\omega_i`
                     (0: the paper's :math:`\omega \ge 0`; None: signed weights, no
-                    bound).
+                    bound, ``"refined"``). Finite, and below ``weight_max``.
         inversion_steps (int): Adam steps of stage 1, :math:`T_1`.
         feature_loss (FeatureLoss): stage 1's data term: ``SQUARED_ERROR`` (Eq. (8)) or
                     ``RELATIVE_SQUARED_ERROR`` (divided by :math:`\lVert f^{l_0}(x) \rVert^2`).
         inversion_prior (Prior): stage 1's penalty on :math:`\omega`: ``L1`` or
                     ``SQUARED_L2``.
-        gamma (float): its weight.
+        gamma (float): its weight, >= 0: with ``L1`` the :math:`\gamma` of Eq. (8)
+                    (paper: 10); with ``SQUARED_L2`` the weight of
+                    :math:`\lVert \omega \rVert_2^2` (authors: 5).
         target_steps (int): Adam steps of stage 2, :math:`T_2`.
         score (str): the class score :math:`f_c` of Eq. (9) (see
                     ``captum_gfi.objectives.SCORES``).
         lam (float): :math:`\lambda`, the weight of the background term of Eq. (9).
         target_prior (Prior): stage 2's penalty on :math:`\omega`.
-        delta (float): its weight.
+        delta (float): its weight, >= 0; what it weighs depends on ``target_prior``:
+                    with ``L1`` the :math:`\delta` of Eq. (9), on
+                    :math:`\lVert \omega \rVert_1` (paper: 1); with ``SQUARED_L2`` the
+                    weight of :math:`\lVert \omega \rVert_2^2` (authors: 2); with
+                    ``MASK_AREA`` the mask-area weight :math:`\beta` of
+                    :math:`\beta \, \mathrm{mean}(m)` (refined: 6).
         lr (float): Adam's learning rate :math:`\eta`.
         lr_decay_every (int): the learning rate is multiplied by ``lr_decay`` every this
                     many steps: :math:`\eta_t = \eta \rho^{\lfloor t / s \rfloor}`.
@@ -170,6 +196,9 @@ class GFISettings:
     shared_optimizer: bool = False
 
     def __post_init__(self) -> None:
+        """Check every field, so a bad setting fails where it is built (and an override
+        passed to ``attribute`` fails before the model runs), with a message naming the
+        field, what it means in this setting and what is allowed."""
         # the named terms may be given by their values, e.g. inversion_prior="squared_l2"
         for name, kind in (
             ("mask_layer", MaskLayer),
@@ -181,7 +210,7 @@ class GFISettings:
             value = getattr(self, name)
             try:
                 object.__setattr__(self, name, kind(value))
-            except ValueError:
+            except (ValueError, TypeError):
                 allowed = ", ".join(repr(m.value) for m in kind)
                 raise ValueError(
                     f"{name} must be a {kind.__name__} ({allowed}), got {value!r}"
@@ -193,8 +222,18 @@ class GFISettings:
         for name in ("decay_inversion", "shared_optimizer"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if self.weight_max is not None and not self.weight_max > 0:
-            raise ValueError(f"weight_max must be positive or None, got {self.weight_max!r}")
+        _validation.check_steps("inversion_steps", self.inversion_steps)
+        _validation.check_steps("target_steps", self.target_steps)
+        _validation.check_steps("lr_decay_every", self.lr_decay_every, minimum=1)
+        _validation.check_lr(self.lr)
+        _validation.check_lr_decay(self.lr_decay)
+        for name, prior in (("gamma", self.inversion_prior), ("delta", self.target_prior)):
+            _validation.check_nonnegative(name, getattr(self, name), _ZERO_MEANS[name][prior])
+        _validation.check_nonnegative("lam", self.lam, "no background term in Eq. (9)")
+        if not isinstance(self.score, str) or self.score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        _validation.check_weight_bounds(self.weight_min, self.weight_max)
+        _validation.check_init_weight(self.init_weight, self.weight_min, self.weight_max)
 
     @property
     def passes(self) -> PassCount:

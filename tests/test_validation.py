@@ -73,7 +73,7 @@ NAN, INF = float("nan"), float("inf")
         ({"init_weight": NAN}, ValueError, r"init_weight must be finite and non-negative"),
         ({"init_weight": -0.1}, ValueError, r"init_weight must be .*got -0.1"),
         ({"init_weight": torch.tensor([0.1, NAN])}, ValueError, "tensor with NaN"),
-        ({"init_weight": torch.full((16,), -1.0)}, ValueError, r"a negative value \(-1\)"),
+        ({"init_weight": torch.full((16,), -1.0)}, ValueError, r"a value below weight_min \(-1\)"),
         # the rest
         ({"seed": "0"}, TypeError, "seed must be an int or None"),
         ({"baseline": "mean", "normalization": ((0.5,) * 3, (0.0,) * 3)}, ValueError, "std > 0"),
