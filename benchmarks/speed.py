@@ -6,7 +6,7 @@ See docs/performance.md for the full run and what each row means.
 
 import sys
 
-from captum_gfi.benchmark import main
+from captum_gfi.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

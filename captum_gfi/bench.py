@@ -10,9 +10,12 @@ For every model and batch size N, on the same inputs and targets, it times
   only, parameters frozen). This is the floor;
 * ``gfi``: :class:`~captum_gfi.GuidedFeatureInversion` at the paper's defaults
   (10 + 70 steps);
-* ``ig``: Captum ``IntegratedGradients`` (``n_steps=50``), ``gradcam``: Captum
-  ``LayerGradCam`` on GFI's own base layer, ``occlusion``: Captum ``Occlusion``
-  (16x16 window, stride 8); these run at ``--baseline-batch-sizes`` only.
+* ``ig``, ``gradcam`` and ``occlusion``: Captum's ``IntegratedGradients``,
+  ``LayerGradCam`` (on GFI's own base layer) and ``Occlusion``, built by
+  :func:`captum_gfi.evaluation.methods.make_method` exactly as ``explain`` and
+  ``evaluate`` build them (IG: black baseline, 32 steps; Occlusion: black windows of
+  1/7 of the side, stride half a window); these run at ``--baseline-batch-sizes``
+  only.
 
 Runs of one (model, batch size) are interleaved (limit, gfi, ..., limit, gfi,
 ...) so that a change in the machine's load hits all of them alike, and the
@@ -42,8 +45,11 @@ import torch
 from torch import Tensor, nn
 
 from captum_gfi._hooks import LayerTap, preserved_model_state
+from captum_gfi.demo.models import EFFICIENTNET_LITE0_MEAN, EFFICIENTNET_LITE0_STD, load_model
+from captum_gfi.demo.toy import toy_convnet, toy_layers
+from captum_gfi.evaluation.methods import IG_STEPS, make_method
+from captum_gfi.evaluation.photos import load_photo
 from captum_gfi.guided_feature_inversion import GuidedFeatureInversion
-from captum_gfi.models import load_efficientnet_lite0
 from captum_gfi.presets import LayerPreset, resolve_layers
 
 HELP = (
@@ -56,8 +62,6 @@ METHODS = ("limit", "gfi", "ig", "gradcam", "occlusion")
 #: methods timed at every batch size; the others only at --baseline-batch-sizes
 SCALED_METHODS = ("limit", "gfi")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-#: EfficientNet-Lite0 expects inputs normalised with (x - 0.5) / 0.5
-EFFICIENTNET_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
 @dataclass
@@ -79,45 +83,19 @@ class Row:
 
 
 # ------------------------------------------------------------------ models
-class TinyCNN(nn.Module):
-    """A very small CNN, for smoke tests of the benchmark itself (seconds)."""
-
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1),
-            nn.ReLU(),
-        )
-        self.pool = nn.AdaptiveAvgPool2d(4)
-        self.fc = nn.Linear(16 * 16, classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.pool(self.features(x)).flatten(1))
-
-
 def build_model(name: str, seed: int = 0) -> tuple[nn.Module, LayerPreset]:
-    """The model (eval mode) and GFI's layers for it. ResNet-18 and VGG-19 are
-    randomly initialised (seeded): speed does not depend on the weights."""
-    torch.manual_seed(seed)
-    model: nn.Module
-    if name == "resnet18":
-        import torchvision
-
-        model = torchvision.models.resnet18(weights=None)
-    elif name == "vgg19":
-        import torchvision
-
-        model = torchvision.models.vgg19(weights=None)
-    elif name == "efficientnet-lite0":
-        model = load_efficientnet_lite0()
-    elif name == "tiny":
-        tiny = TinyCNN().eval()
-        return tiny, LayerPreset(tiny.features[3], tiny.features[3], "tiny")
-    else:
+    """The model (eval mode) and GFI's layers for it, from the package's one loader
+    (:func:`captum_gfi.demo.models.load_model`). ResNet-18 and VGG-19 are randomly
+    initialised (seeded): speed does not depend on the weights. ``tiny`` is the toy
+    network of :mod:`captum_gfi.demo.toy`."""
+    if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
-    model.eval()
+    if name == "tiny":
+        tiny = toy_convnet(seed=seed)
+        return tiny, toy_layers(tiny)
+    torch.manual_seed(seed)
+    spec = name if name.startswith("efficientnet") else f"torchvision:{name}"
+    model = load_model(spec, pretrained=False).model.eval()
     return model, resolve_layers(model)
 
 
@@ -161,39 +139,19 @@ def make_methods(
     preset: LayerPreset,
     args: argparse.Namespace,
 ) -> dict[str, Callable[[Tensor, Tensor], Any]]:
-    """method name -> function(inputs, target) running it once."""
-    from captum.attr import IntegratedGradients, LayerGradCam, Occlusion
-
+    """method name -> function(inputs, target) running it once; the Captum baselines
+    come from :func:`captum_gfi.evaluation.methods.make_method`."""
     gfi = GuidedFeatureInversion(model, preset.layer, preset.inversion_layer)
     flags = {"autocast": args.autocast, "channels_last": args.channels_last}
     steps = {"inversion_steps": args.inversion_steps, "target_steps": args.target_steps}
-    ig = IntegratedGradients(model)
-    gradcam = LayerGradCam(model, preset.layer)
-    occlusion = Occlusion(model)
-    channels = 3
-
-    def ig_run(x: Tensor, t: Tensor) -> Any:
-        return ig.attribute(
-            x, target=t, n_steps=args.ig_steps, internal_batch_size=args.ig_internal_batch_size
-        )
-
-    def occlusion_run(x: Tensor, t: Tensor) -> Any:
-        w = args.occlusion_window
-        s = args.occlusion_stride
-        return occlusion.attribute(
-            x,
-            target=t,
-            sliding_window_shapes=(channels, w, w),
-            strides=(channels, s, s),
-            perturbations_per_eval=args.occlusion_per_eval,
-        )
-
+    baselines = {
+        name: make_method(name, model, preset.layer, preset.inversion_layer, ig_steps=args.ig_steps)
+        for name in ("ig", "gradcam", "occlusion")
+    }
     return {
         "limit": lambda x, t: limit_passes(model, preset.inversion_layer, x, t, **steps, **flags),
         "gfi": lambda x, t: gfi.attribute(x, target=t, **steps, **flags),
-        "ig": ig_run,
-        "gradcam": lambda x, t: gradcam.attribute(x, target=t),
-        "occlusion": occlusion_run,
+        **baselines,
     }
 
 
@@ -318,15 +276,14 @@ def pearson(a: Tensor, b: Tensor) -> float:
     return float((x * y).sum()) / den if den > 0 else float("nan")
 
 
-def sample_photos(size: int = 224) -> dict[str, Tensor]:
-    """Real photos from scikit-image (demo extra), resized and centre-cropped to
-    ``size``, in [0, 1], shape (1, 3, size, size)."""
+def agreement_photos(size: int = 224) -> dict[str, Tensor]:
+    """Three real photos of the registry (:mod:`captum_gfi.evaluation.photos`), resized
+    (bilinear, antialiased) and centre-cropped to ``size``, in [0, 1], (1, 3, size, size)."""
     import torch.nn.functional as F
-    from skimage import data
 
     photos = {}
     for name in ("chelsea", "coffee", "astronaut"):
-        img = torch.from_numpy(getattr(data, name)().copy()).permute(2, 0, 1).float() / 255
+        img = load_photo(f"skimage:{name}")
         h, w = img.shape[1:]
         scale = size / min(h, w)
         img = F.interpolate(
@@ -342,9 +299,14 @@ def sample_photos(size: int = 224) -> dict[str, Tensor]:
 def mask_agreement(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     """GFI on EfficientNet-Lite0 and real photos with autocast / channels_last on and
     off: Pearson r with the default float32 mask, max |difference|, and time."""
-    model = load_efficientnet_lite0().to(device)
-    model_cl = load_efficientnet_lite0().to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in EFFICIENTNET_MEAN_STD)
+    model = load_model("efficientnet-lite0").model.to(device)
+    model_cl = (
+        load_model("efficientnet-lite0").model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    )
+    mean, std = (
+        torch.tensor(v, device=device).view(1, 3, 1, 1)
+        for v in (EFFICIENTNET_LITE0_MEAN, EFFICIENTNET_LITE0_STD)
+    )
     configs: list[tuple[str, nn.Module, dict[str, bool]]] = [
         ("float32", model, {}),
         ("channels_last", model_cl, {"channels_last": True}),
@@ -352,7 +314,7 @@ def mask_agreement(args: argparse.Namespace, device: torch.device) -> list[dict[
         ("autocast+channels_last", model_cl, {"autocast": True, "channels_last": True}),
     ]
     results = []
-    for name, photo in sample_photos(args.image_size).items():
+    for name, photo in agreement_photos(args.image_size).items():
         x = ((photo.to(device) - mean) / std).contiguous()
         with torch.no_grad():
             target = int(model(x).argmax(dim=1))
@@ -452,16 +414,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--inversion-steps", type=int, default=10, help="paper: 10")
     parser.add_argument("--target-steps", type=int, default=70, help="paper: 70")
-    parser.add_argument("--ig-steps", type=int, default=50)
     parser.add_argument(
-        "--ig-internal-batch-size", type=int, default=32,
-        help="IntegratedGradients' internal_batch_size. Default: 32",
-    )  # fmt: skip
-    parser.add_argument("--occlusion-window", type=int, default=16)
-    parser.add_argument("--occlusion-stride", type=int, default=8)
-    parser.add_argument(
-        "--occlusion-per-eval", type=int, default=16,
-        help="Occlusion's perturbations_per_eval. Default: 16",
+        "--ig-steps", type=int, default=IG_STEPS,
+        help=f"IntegratedGradients steps (the one configuration of "
+        f"captum_gfi.evaluation.methods otherwise). Default: {IG_STEPS}",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "evaluate attribution methods on localisation benchmarks",
     ),
     "bench": (
-        "captum_gfi.benchmark",
+        "captum_gfi.bench",
         "time GFI against the floor of its passes and against Captum's methods",
     ),
 }

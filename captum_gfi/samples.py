@@ -12,7 +12,6 @@ On the command line a sample is named ``sample:NAME``, e.g. ``sample:cat``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +34,16 @@ SAMPLE_PREFIX = "sample:"
 #: :func:`available_samples`).
 SAMPLES: list[str] = ["cat-coffee", "cat", "coffee", "astronaut", "rocket", "china", "flower"]
 
-# sample name -> scikit-image ``data`` function (comments: the ImageNet class it shows)
-_SKIMAGE: dict[str, str] = {
-    "cat": "chelsea",  # ImageNet 285 "Egyptian cat"
-    "coffee": "coffee",  # ImageNet 967 "espresso"
-    "astronaut": "astronaut",
-    "rocket": "rocket",
+# sample name -> photo of the one registry, captum_gfi.evaluation.photos.PHOTO_FILES
+# (comments: the ImageNet class it shows)
+_PHOTOS: dict[str, str] = {
+    "cat": "skimage:chelsea",  # ImageNet 285 "Egyptian cat"
+    "coffee": "skimage:coffee",  # ImageNet 967 "espresso"
+    "astronaut": "skimage:astronaut",
+    "rocket": "skimage:rocket",
+    "china": "sklearn:china",
+    "flower": "sklearn:flower",
 }
-_SKLEARN: dict[str, str] = {"china": "china.jpg", "flower": "flower.jpg"}
 # two-object sample -> (left, right) samples, each centre-cropped to one half of a square
 _SIDE_BY_SIDE: dict[str, tuple[str, str]] = {"cat-coffee": ("cat", "coffee")}
 _SIDE_BY_SIDE_SIZE = 448
@@ -60,31 +61,6 @@ def _side_by_side(left: Image.Image, right: Image.Image, size: int) -> Image.Ima
     return canvas
 
 
-def _skimage_loader(func_name: str) -> Callable[[], np.ndarray]:
-    try:
-        from skimage import data
-    except ImportError as err:
-        raise ImportError(
-            "the bundled sample images need scikit-image; install the demo extra: "
-            "pip install 'captum-gfi[demo]'"
-        ) from err
-    return getattr(data, func_name)
-
-
-def _sklearn_image(file_name: str) -> np.ndarray:
-    try:
-        from sklearn.datasets import load_sample_images
-    except ImportError as err:
-        raise ImportError(
-            f"sample {Path(file_name).stem!r} ships with scikit-learn: pip install scikit-learn"
-        ) from err
-    bunch = load_sample_images()
-    for name, image in zip(bunch.filenames, bunch.images):
-        if Path(name).name == file_name:
-            return np.asarray(image)
-    raise ValueError(f"scikit-learn has no sample image {file_name!r}")  # pragma: no cover
-
-
 def available_samples() -> list[str]:
     r"""
     The sample names whose providing package is installed.
@@ -92,19 +68,12 @@ def available_samples() -> list[str]:
     Returns:
         list[str]: A subset of :data:`SAMPLES`, in the same order.
     """
-    names: list[str] = []
-    try:
-        import skimage.data  # noqa: F401
+    from captum_gfi.evaluation.photos import available_photos
 
-        names += list(_SIDE_BY_SIDE) + list(_SKIMAGE)
-    except ImportError:
-        pass
-    try:
-        import sklearn.datasets  # noqa: F401
-
-        names += list(_SKLEARN)
-    except ImportError:
-        pass
+    installed = set(available_photos(list(_PHOTOS.values())))
+    names = [name for name in SAMPLES if name in _PHOTOS and _PHOTOS[name] in installed]
+    if all(_PHOTOS[part] in installed for pair in _SIDE_BY_SIDE.values() for part in pair):
+        names = list(_SIDE_BY_SIDE) + names
     return names
 
 
@@ -129,16 +98,26 @@ def load_sample(name: str) -> Image.Image:
     if key in _SIDE_BY_SIDE:
         left, right = (load_sample(part) for part in _SIDE_BY_SIDE[key])
         return _side_by_side(left, right, _SIDE_BY_SIDE_SIZE)
-    if key in _SKIMAGE:
-        array = _skimage_loader(_SKIMAGE[key])()
-    elif key in _SKLEARN:
-        array = _sklearn_image(_SKLEARN[key])
-    else:
+    if key not in _PHOTOS:
         raise ValueError(
             f"unknown sample {name!r}; choose one of: "
             + ", ".join(SAMPLE_PREFIX + s for s in SAMPLES)
         )
-    return Image.fromarray(np.asarray(array, dtype=np.uint8)).convert("RGB")
+    from captum_gfi.evaluation.photos import photo_path
+
+    photo = _PHOTOS[key]
+    try:
+        path = photo_path(photo)
+    except ImportError as err:
+        package = {"skimage": "scikit-image", "sklearn": "scikit-learn"}[photo.split(":")[0]]
+        raise ImportError(
+            f"sample {key!r} ships with {package}; install the demo extra: "
+            "pip install 'captum-gfi[demo]'"
+        ) from err
+    if not path.is_file():
+        raise ImportError(f"sample {key!r}: {path} is missing from the installed package")
+    with Image.open(path) as image:
+        return image.convert("RGB")
 
 
 def load_image(source: str | Path) -> Image.Image:

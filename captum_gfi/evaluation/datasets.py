@@ -232,29 +232,11 @@ def read_folder(root: str | Path, csv_name: str = "boxes.csv") -> list[Sample]:
 
 
 def bundled_photos() -> list[Sample]:
-    """Real photos that ship inside installed packages (no labels, no boxes)."""
-    paths: list[Path] = []
-    try:
-        import skimage
+    """Real photos that ship inside installed packages (no labels, no boxes): the
+    installed ones of :data:`captum_gfi.evaluation.photos.DATASET_PHOTOS`."""
+    from .photos import DATASET_PHOTOS, available_photos, photo_path
 
-        data = Path(skimage.__file__).parent / "data"
-        names = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
-                 "motorcycle_left.png", "camera.png", "clock_motion.png", "page.png"]  # fmt: skip
-        paths += [data / n for n in names]
-    except ImportError:
-        pass
-    try:
-        from sklearn.datasets import load_sample_images
-
-        paths += [Path(f) for f in load_sample_images().filenames]
-    except ImportError:
-        pass
-    try:
-        import matplotlib
-
-        paths.append(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
-    except ImportError:
-        pass
+    paths = [photo_path(name) for name in available_photos(DATASET_PHOTOS)]
     samples = []
     for p in paths:
         if p.is_file():
