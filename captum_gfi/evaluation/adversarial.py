@@ -43,6 +43,14 @@ from .methods import predict
 from .pointing import STANDARD_TOLERANCE
 from .rank_correlation import spearman
 
+__all__ = [
+    "DEFAULT_EPSILONS",
+    "METRICS",
+    "AdversarialResult",
+    "fgsm_examples",
+    "fgsm_protocol",
+]
+
 AttributionFn = Callable[[Tensor, Tensor], Tensor]
 #: FGSM step sizes in ``[0, 1]`` pixel space (1, 2, 4 and 8 grey levels of 255).
 DEFAULT_EPSILONS: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)

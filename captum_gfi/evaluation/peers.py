@@ -54,6 +54,27 @@ from torch import Tensor, nn
 
 from .._hooks import preserved_model_state
 
+__all__ = [
+    "EXTREMAL_AREAS",
+    "EXTREMAL_ITERATIONS",
+    "EXTREMAL_SMOOTH",
+    "GRAD_CAM_METHODS",
+    "INSTALL_HINT",
+    "PEERS",
+    "RISE_BATCH",
+    "RISE_CELLS",
+    "RISE_KEEP",
+    "RISE_MASKS",
+    "SCORECAM_BATCH",
+    "TORCHRAY_METHODS",
+    "PeerPasses",
+    "is_peer",
+    "layer_channels",
+    "library",
+    "make_peer",
+    "peer_passes",
+]
+
 AttributionFn = Callable[[Tensor, Tensor], Tensor]
 
 #: How to get the libraries the peers come from.

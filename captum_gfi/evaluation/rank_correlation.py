@@ -11,6 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+__all__ = [
+    "average_ranks",
+    "spearman",
+]
+
 
 def average_ranks(values: Tensor) -> Tensor:
     r"""

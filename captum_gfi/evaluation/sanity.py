@@ -46,6 +46,15 @@ from torch import Tensor, nn
 from .methods import make_method, resolve_module
 from .rank_correlation import spearman
 
+__all__ = [
+    "PASS_THRESHOLD",
+    "MethodFactory",
+    "RandomizationResult",
+    "cascading_randomization",
+    "method_factory",
+    "top_down_layers",
+]
+
 AttributionFn = Callable[[Tensor, Tensor], Tensor]
 #: Builds the method on a model (the randomised copy): ``factory(model) -> attribute``.
 MethodFactory = Callable[[nn.Module], AttributionFn]

@@ -1,0 +1,138 @@
+"""Cascading model-parameter randomisation and the paper's FGSM protocol on a real model's
+benchmark cases (captum_gfi.evaluation.sanity, captum_gfi.evaluation.adversarial).
+
+The cases are the test-split cases of a committed benchmark run, rebuilt from their records
+(no case building, no model needed for that), taken one photo at a time in turn so that a few
+cases cover as many photos as possible:
+
+    python benchmarks/sanity_adversarial.py docs/benchmark/efficientnet-lite0/composites-gpu \\
+        --methods gradcam,gfi:refined --cases 8 --epsilons 2,8 --out /tmp/sa-lite0.json
+
+The cascade for EfficientNet-Lite randomises, from the top: the classifier (``_fc``), the
+head (``_conv_head`` + ``_bn1``), then one stage of blocks at a time (consecutive blocks with
+the same output channels), the stem last; ``--steps K`` keeps the first K steps. Epsilons are
+in grey levels of 255.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from captum_gfi.demo.models import load_model
+from captum_gfi.evaluation.adversarial import fgsm_protocol
+from captum_gfi.evaluation.benchmark_data import case_from_record
+from captum_gfi.evaluation.benchmark_report import load_records
+from captum_gfi.evaluation.methods import check_methods, make_method
+from captum_gfi.evaluation.sanity import cascading_randomization, method_factory
+from captum_gfi.presets import resolve_layers
+
+
+def lite_steps(classifier: nn.Module, prefix: str = "model.") -> list[list[str]]:
+    """The block-level cascade of an EfficientNet-Lite behind ``Normalize`` (top first)."""
+    net = classifier.get_submodule(prefix.rstrip("."))
+    blocks = list(net.get_submodule("_blocks"))
+    stages: list[list[str]] = []
+    last = None
+    for i, block in enumerate(blocks):
+        out = block.get_submodule("_project_conv").out_channels
+        if out != last:
+            stages.append([])
+            last = out
+        stages[-1].append(f"{prefix}_blocks.{i}")
+    steps = [[f"{prefix}_fc"], [f"{prefix}_conv_head", f"{prefix}_bn1"]]
+    steps += [stage[::-1] for stage in stages[::-1]]
+    steps[-1] += [f"{prefix}_bn0", f"{prefix}_conv_stem"]
+    return steps
+
+
+def pick_cases(run: Path, n: int) -> list[Any]:
+    """``n`` test-split cases of ``run``, one photo at a time in turn (record order)."""
+    config = json.loads((run / "config.json").read_text())
+    records, _ = load_records(run)
+    by_photo: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("split") == "test":
+            by_photo.setdefault(str(r["source"].get("photo")), []).append(r)
+    chosen: list[dict[str, Any]] = []
+    queues = list(by_photo.values())
+    while len(chosen) < n and any(queues):
+        for q in queues:
+            if q and len(chosen) < n:
+                chosen.append(q.pop(0))
+    return [case_from_record(r, int(config["input_size"])) for r in chosen]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a committed benchmark run folder")
+    parser.add_argument("--model", default="efficientnet-lite0")
+    parser.add_argument("--methods", default="gradcam,gfi:refined,gfi")
+    parser.add_argument("--cases", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=None, help="first K cascade steps")
+    parser.add_argument("--epsilons", default="2,8", help="FGSM steps in grey levels of 255")
+    parser.add_argument("--skip", choices=["sanity", "adversarial"], default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    methods = check_methods(args.methods)
+    loaded = load_model(args.model)
+    model = loaded.classifier.eval()
+    preset = resolve_layers(model)
+    names = {id(m): n for n, m in model.named_modules()}
+    layer, inversion = names[id(preset.layer)], names[id(preset.inversion_layer)]
+    cases = pick_cases(args.run, args.cases)
+    x = torch.stack([c.image for c in cases])
+    t = torch.tensor([c.target for c in cases])
+    masks = torch.stack([c.mask for c in cases])
+    steps = lite_steps(model)[: args.steps]
+    eps = [float(e) / 255 for e in args.epsilons.split(",")]
+    result: dict[str, Any] = {
+        "command": " ".join(["python", *sys.argv]),
+        "model": args.model,
+        "layer": layer,
+        "inversion_layer": inversion,
+        "cases": [c.case_id for c in cases],
+        "photos": sorted({str(c.source.get("photo")) for c in cases}),
+        "steps": ["+".join(s) for s in steps],
+        "epsilons": eps,
+        "sanity": {},
+        "seconds": {},
+    }
+    for name in methods:
+        if args.skip != "sanity":
+            start = time.perf_counter()
+            r = cascading_randomization(model, method_factory(name, layer, inversion), x, t, steps)
+            result["seconds"][f"sanity:{name}"] = round(time.perf_counter() - start, 1)
+            result["sanity"][name] = {
+                "final": r.final,
+                "mean_curve": r.mean_curve,
+                "passed": r.passed,
+                "rows": r.rows(),
+            }
+            curve = [round(float(v), 3) for v in r.mean()]
+            print(name, "sanity", curve, "passed", r.passed, flush=True)
+    if args.skip != "adversarial":
+        fns = {m: make_method(m, model, preset.layer, preset.inversion_layer) for m in methods}
+        start = time.perf_counter()
+        adv = fgsm_protocol(model, x, t, masks, fns, epsilons=eps, batch_size=4)
+        result["seconds"]["adversarial"] = round(time.perf_counter() - start, 1)
+        result["adversarial"] = adv.rows()
+        result["adversarial_kept"] = adv.kept.sum(1).tolist()
+        for row in adv.rows():
+            print(row, flush=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
