@@ -38,7 +38,8 @@ Every method takes a batch of ``N`` images and ``N`` targets in one call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from captum.attr import (
@@ -124,6 +125,7 @@ def _gfi(
     layer: nn.Module | None,
     inversion_layer: nn.Module | None,
     setting: str = GFI_PAPER_SETTING,
+    gfi_options: Mapping[str, Any] | None = None,
 ) -> AttributionFn:
     from captum_gfi import GuidedFeatureInversion  # type: ignore[attr-defined]
 
@@ -133,10 +135,11 @@ def _gfi(
         else GuidedFeatureInversion(model, layer, inversion_layer=inversion_layer)
     )
 
+    # keyword arguments of GuidedFeatureInversion.attribute (steps, seed, setting fields)
+    options = {"setting": setting, "show_progress": False, "seed": 0, **(gfi_options or {})}
+
     def attribute(inputs: Tensor, target: Tensor) -> Tensor:
-        return gfi.attribute(
-            inputs, target=target, setting=setting, show_progress=False, seed=0
-        ).detach()
+        return gfi.attribute(inputs, target=target, **options).detach()
 
     return attribute
 
@@ -146,6 +149,7 @@ def make_method(
     model: nn.Module,
     layer: nn.Module | None = None,
     inversion_layer: nn.Module | None = None,
+    gfi_options: Mapping[str, Any] | None = None,
     *,
     ig_steps: int = IG_STEPS,
 ) -> AttributionFn:
@@ -158,6 +162,10 @@ def make_method(
         layer (nn.Module, optional): the conv layer used by ``gfi`` (``l1``)
                     and ``gradcam``; required by ``gradcam``.
         inversion_layer (nn.Module, optional): ``gfi``'s ``l0``.
+        gfi_options (Mapping[str, Any], optional): keyword arguments of
+                    ``GuidedFeatureInversion.attribute`` for ``gfi`` and ``gfi:<setting>``,
+                    e.g. ``{"target_steps": 20, "seed": 1}`` (default seed 0); an error for
+                    another method.
         ig_steps (int): ``ig``'s number of steps (ignored by the other methods).
                     Default: :data:`IG_STEPS`
 
@@ -167,9 +175,11 @@ def make_method(
     if isinstance(ig_steps, bool) or not isinstance(ig_steps, int) or ig_steps < 1:
         raise ValueError(f"`ig_steps` must be a positive int, got {ig_steps!r}")
     if name == "gfi":
-        return _gfi(model, layer, inversion_layer)
+        return _gfi(model, layer, inversion_layer, gfi_options=gfi_options)
     if name.startswith("gfi:") and len(name) > 4:
-        return _gfi(model, layer, inversion_layer, name[4:])
+        return _gfi(model, layer, inversion_layer, name[4:], gfi_options)
+    if gfi_options:
+        raise ValueError(f"gfi_options are for the gfi methods, not {name!r}")
     if name == "center":
 
         def center(inputs: Tensor, target: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """Every method of the benchmark as a Quantus ``explain_func``.
 
 `Quantus <https://github.com/understandable-machine-intelligence-lab/Quantus>`_
-(``pip install 'captum-gfi[quantus]'``, Quantus 0.6) calls
+(``pip install -e ".[quantus]"`` in a clone, Quantus 0.6) calls
 ``explain_func(model=model, inputs=x_batch, targets=y_batch,
 **explain_func_kwargs)`` with NumPy ``(N, C, H, W)`` inputs and ``(N,)``
 targets and expects NumPy attributions back. :func:`explain_func` runs any
@@ -14,6 +14,15 @@ method of :mod:`captum_gfi.evaluation.methods` (GFI included) that way::
         model=model, x_batch=x, y_batch=y, a_batch=None, s_batch=masks,
         explain_func=explain_func, explain_func_kwargs={"method": "gfi"},
     )
+
+Options of GFI go in the same dictionary, e.g. a cheaper GFI for
+``quantus.MaxSensitivity``, which calls ``explain_func`` once per perturbed
+sample: ``{"method": "gfi:refined", "target_steps": 5, "seed": 1}``.
+
+NumPy 2.4 removed ``np.trapz``, which Quantus 0.6's ``calculate_auc`` (used
+by Selectivity, PixelFlipping, RegionPerturbation and IROF) calls; importing
+this module replaces that one function with the same trapezoidal rule on
+``np.trapezoid`` (:func:`patch_quantus_auc`) when NumPy lacks ``np.trapz``.
 
 Definitions compared with the benchmark's own metrics
 (:mod:`captum_gfi.evaluation.benchmark_metrics`; checked by
@@ -33,6 +42,7 @@ Definitions compared with the benchmark's own metrics
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -40,6 +50,40 @@ import torch
 from torch import nn
 
 from .methods import is_method, make_method, resolve_module
+
+__all__ = ["explain_func", "patch_quantus_auc"]
+
+
+def patch_quantus_auc() -> bool:
+    r"""
+    Makes Quantus 0.6's ``quantus.helpers.utils.calculate_auc`` work on NumPy >= 2.4,
+    which removed the ``np.trapz`` it calls: the function is replaced by the same
+    composite trapezoidal rule on ``np.trapezoid`` (NumPy's new name of ``trapz``).
+    Called when this module is imported; does nothing where NumPy still has
+    ``np.trapz`` or Quantus is not installed.
+
+    Returns:
+        bool: whether Quantus' function is (now) the patched one.
+    """
+    if hasattr(np, "trapz"):
+        return False
+    try:
+        from quantus.helpers import utils
+    except ImportError:
+        return False
+    if getattr(utils.calculate_auc, "_captum_gfi_trapezoid", False):
+        return True
+
+    def calculate_auc(values: np.ndarray, dx: int = 1, batched: bool = False) -> np.ndarray:
+        """Quantus 0.6's calculate_auc on ``np.trapezoid`` (area under the curve)."""
+        return np.trapezoid(np.array(values), dx=dx, axis=1 if batched else -1)
+
+    calculate_auc._captum_gfi_trapezoid = True  # type: ignore[attr-defined]
+    utils.calculate_auc = calculate_auc
+    return True
+
+
+patch_quantus_auc()
 
 
 def _layer(model: nn.Module, value: Any, name: str) -> nn.Module | None:
@@ -72,6 +116,11 @@ def explain_func(
         inversion_layer (nn.Module or str, optional): GFI's ``l0``.
         device (str or torch.device, optional): where to compute; default:
                     the model's device.
+        **gfi_options: for ``gfi`` and ``gfi:<setting>``, keyword arguments of
+                    ``GuidedFeatureInversion.attribute``: the steps
+                    (``inversion_steps``, ``target_steps``), ``seed`` (default 0)
+                    and the setting's fields it overrides (``lr``, ``gamma``,
+                    ``delta``, ...), or ``setting`` itself.
 
     Returns:
         attributions (np.ndarray): ``(N, 1, H, W)`` float32 maps.
@@ -82,8 +131,24 @@ def explain_func(
     layer = _layer(model, kwargs.pop("layer", None), "layer")
     inversion_layer = _layer(model, kwargs.pop("inversion_layer", None), "inversion_layer")
     device_arg = kwargs.pop("device", None)
-    if kwargs:
-        raise TypeError(f"explain_func got unexpected keyword arguments {sorted(kwargs)}")
+    if kwargs and not method.startswith("gfi"):
+        raise TypeError(
+            f"explain_func got unexpected keyword arguments {sorted(kwargs)}; only the gfi "
+            "methods take options"
+        )
+    if kwargs:  # checked before any work: GFI's own arguments only
+        from captum_gfi.guided_feature_inversion import GuidedFeatureInversion
+
+        accepted = set(inspect.signature(GuidedFeatureInversion.attribute).parameters)
+        # the map is all Quantus may get back: no weights, no layer-resolution mask
+        fixed = {"self", "inputs", "target", "return_weights", "return_layer_mask"}
+        unknown = sorted(set(kwargs) - (accepted - fixed))
+        if unknown:
+            raise TypeError(
+                f"explain_func got unexpected keyword arguments {unknown}; GFI takes the "
+                "keyword arguments of GuidedFeatureInversion.attribute, e.g. target_steps, "
+                "seed, lr"
+            )
     if method == "gradcam" and layer is None:  # GFI resolves its own preset (from_model)
         from captum_gfi.presets import resolve_layers
 
@@ -100,7 +165,7 @@ def explain_func(
         t = t.expand(x.shape[0])
     if t.numel() != x.shape[0]:
         raise ValueError(f"`targets` must hold one class per input, got {t.numel()}")
-    attribute = make_method(method, model, layer, inversion_layer)
+    attribute = make_method(method, model, layer, inversion_layer, gfi_options=kwargs or None)
     maps = attribute(x, t).detach()
     if maps.shape[1] != 1:
         maps = maps.sum(1, keepdim=True)
