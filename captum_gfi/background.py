@@ -32,21 +32,65 @@ def gaussian_kernel1d(sigma: float, dtype: torch.dtype, device: torch.device) ->
     return kernel / kernel.sum()
 
 
+#: Above this radius the folded kernel's tails are summed in closed form (erf).
+_ENUMERATED_RADIUS = 10_000
+
+
+def edge_folded_kernel1d(
+    sigma: float, length: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """:func:`gaussian_kernel1d` for an axis of ``length`` pixels with replicated edges,
+    at most ``2 * (length - 1) + 1`` taps wide: every tap at an offset of ``length - 1``
+    or more reads the edge pixel for every output pixel, so those taps are summed into the
+    outermost one. The blur is the same (to rounding), and a huge ``sigma`` costs a kernel
+    of the image's size, not of 6 sigma. (Tails of radii above 10 000 are summed by the
+    midpoint rule with ``erf``, relative error below 1e-8.)"""
+    full = max(1, math.ceil(3.0 * sigma))
+    radius = max(1, min(full, length - 1))
+    if full <= radius:
+        return gaussian_kernel1d(sigma, dtype, device)
+    if full <= _ENUMERATED_RADIUS:
+        k = gaussian_kernel1d(sigma, torch.float64, device)
+        folded = k[full - radius : full + radius + 1].clone()
+        folded[0] += k[: full - radius].sum()
+        folded[-1] += k[full + radius + 1 :].sum()
+        return folded.to(dtype)
+    scale = sigma * math.sqrt(2.0)
+
+    def mass(a: float, b: float) -> float:  # sum of exp(-k^2 / 2 sigma^2), k = a..b
+        return (
+            sigma
+            * math.sqrt(math.pi / 2)
+            * (math.erf((b + 0.5) / scale) - math.erf((a - 0.5) / scale))
+        )
+
+    total = 2 * mass(0, full) - 1.0  # k = -full..full (k = 0 counted once)
+    grid = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+    folded = torch.exp(-0.5 * (grid / sigma) ** 2)
+    folded[0] = folded[-1] = mass(radius, full)
+    return (folded / total).to(dtype)
+
+
 def gaussian_blur(inputs: Tensor, radius: float) -> Tensor:
     r"""Separable Gaussian blur of an (N, C, H, W) tensor, edges replicated.
 
     ``radius`` is the Gaussian's standard deviation in pixels, as in PIL's
-    ``ImageFilter.GaussianBlur(radius)``; the kernel is truncated at 3 radius.
+    ``ImageFilter.GaussianBlur(radius)``; the kernel is truncated at 3 radius, and taps
+    beyond the image's size are folded into its edge (:func:`edge_folded_kernel1d`): no
+    kernel is wider than twice the image.
     """
     if radius <= 0:
         return inputs.clone()
     channels = inputs.shape[1]
-    k = gaussian_kernel1d(radius, inputs.dtype, inputs.device)
-    pad = k.numel() // 2
+    height, width = inputs.shape[2], inputs.shape[3]
     out = inputs
     # horizontal then vertical pass, depthwise
+    k = edge_folded_kernel1d(radius, width, inputs.dtype, inputs.device)
+    pad = k.numel() // 2
     kh = k.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     out = F.conv2d(F.pad(out, (pad, pad, 0, 0), mode="replicate"), kh, groups=channels)
+    k = edge_folded_kernel1d(radius, height, inputs.dtype, inputs.device)
+    pad = k.numel() // 2
     kv = k.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
     out = F.conv2d(F.pad(out, (0, 0, pad, pad), mode="replicate"), kv, groups=channels)
     return out
