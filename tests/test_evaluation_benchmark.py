@@ -13,11 +13,11 @@ import torch
 from torch import Tensor
 
 from captum_gfi.cli import main
+from captum_gfi.demo.toy import toy_convnet
 from captum_gfi.evaluation import distributed as D
 from captum_gfi.evaluation.benchmark_report import load_records, summarize_benchmark
 from captum_gfi.evaluation.benchmark_runner import BenchmarkOptions, plan_cases, run_cases
 from captum_gfi.evaluation.methods import resolve_module
-from captum_gfi.evaluation.runner import toy_convnet
 from captum_gfi.evaluation.thumbnails import decode_thumbnail
 
 S = 32
@@ -59,7 +59,7 @@ def _run(
     out: Path, methods: list[str], info: D.DistInfo | None = None, options: Any = OPTIONS
 ) -> int:
     net = toy_convnet()
-    return run_cases(_cases(), methods, net, resolve_module(net, "3"), None, out, options,
+    return run_cases(_cases(), methods, net, resolve_module(net, "conv2"), None, out, options,
                      model_name="toy", info=info)  # fmt: skip
 
 
@@ -184,7 +184,14 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
     calls: list[tuple] = []
 
     def fake_build_cases(
-        kind, model, n, seed=0, min_confidence=0.3, max_per_photo=None, max_tries=None
+        kind,
+        model,
+        n,
+        seed=0,
+        min_confidence=0.3,
+        max_per_photo=None,
+        max_tries=None,
+        progress=None,
     ):  # type: ignore[no-untyped-def]  # noqa: E501
         calls.append((kind, model.input_size, n, seed, min_confidence, max_tries))
         return _cases(n), Stats(kept=n, tried=n + 2)

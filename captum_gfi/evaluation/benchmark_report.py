@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .localization import PAPER_ALPHAS, select_alpha
-from .report import Record
+from .records import Record, read_records
 from .stats import bootstrap_mean_ci, cluster_bootstrap_mean_ci, paired_bootstrap_ci
 from .thumbnails import decode_thumbnail
 
@@ -58,9 +58,7 @@ def load_records(out: Path) -> tuple[list[Record], list[Record]]:
     ``(case_records, method_records)`` from ``out/shards/*.jsonl``, ordered by
     case index (then method name for method records).
     """
-    from .runner import read_shards
-
-    recs = list(read_shards(Path(out) / "shards").values())
+    recs = list(read_records(out).values())
     cases = sorted((r for r in recs if r.get("record") == "case"), key=lambda r: r["index"])
     methods = sorted(
         (r for r in recs if r.get("record") == "method"), key=lambda r: (r["index"], r["method"])

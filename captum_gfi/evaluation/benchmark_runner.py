@@ -32,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +55,17 @@ from .captum_metrics import infidelity_score, sensitivity_score
 from .localization import PAPER_ALPHAS
 from .methods import AttributionFn, make_method
 from .pointing import STANDARD_TOLERANCE
-from .report import Record
-from .runner import ShardWriter, load_model, read_shards, setup_device
-from .runner import _record_key as record_key
+from .records import (
+    Record,
+    RecordWarning,
+    RunLock,
+    ShardWriter,
+    check_config,
+    check_out_dir,
+    read_records,
+    record_key,
+    write_config,
+)
 from .thumbnails import THUMB_SIZE, encode_thumbnail, map_thumbnail
 
 #: ``--dataset`` values handled here.
@@ -66,17 +75,25 @@ BENCHMARK_METHODS: tuple[str, ...] = (
     "gfi", "gradcam", "ig", "saliency", "guided_backprop", "occlusion", "center",
 )  # fmt: skip
 SPLITS: tuple[str, ...] = ("test", "tune", "all")
-#: Options that must match when a run resumes into an existing ``--out``.
+#: Options that change a record: they must match when a run resumes into an existing
+#: ``--out`` (:func:`~captum_gfi.evaluation.records.check_config`).
 CONFIG_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "curve_steps", "tolerance",
-    "max_per_photo", "max_tries",
+    "max_per_photo", "max_tries", "input_size", "split", "max_sensitivity_cases",
+    "curve_cases", "batch_size",
 )  # fmt: skip
+#: The command-line spelling of the config keys whose option is named otherwise.
+OPTION_NAMES: dict[str, str] = {"n": "--num-cases", "input_size": "--image-size"}
 #: The built cases of a run, reused when it is resumed or methods are added (building
 #: classifies thousands of candidates; the cases depend only on these config keys).
 CASES_FILE = "cases.pt"
 DATA_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "max_per_photo", "max_tries",
+    "input_size",
 )  # fmt: skip
+#: ``--quick``: the defaults of a run that finishes in minutes on a CPU (the options
+#: given on the command line are kept).
+QUICK_DEFAULTS: dict[str, Any] = {"n": 12, "max_sensitivity_cases": 0, "curve_steps": 20}
 
 
 class Case(Protocol):
@@ -295,13 +312,20 @@ def run_cases(
     run, full, rank = plan_cases(cases, options.split)
     index = {c.case_id: i for i, c in enumerate(cases)}
     batches = [run[i : i + options.batch_size] for i in range(0, len(run), options.batch_size)]
-    done = set(read_shards(Path(out) / "shards"))
+    done = set(read_records(out))
     mine = [b for _, b in D.shard(batches, info.rank, info.world_size)]
     attributors: dict[str, AttributionFn] = {}
     writer = ShardWriter(Path(out) / "shards" / f"rank{info.rank}.jsonl")
     written = 0
-    bar = tqdm(total=sum(len(b) for b in mine), unit="case", desc=f"benchmark[rank {info.rank}]",
-               position=info.rank, disable=not progress)  # fmt: skip
+    # one step per (case, method): the ETA moves after every method's batch
+    total = sum(len(b) for b in mine) * len(methods)
+    left = sum(
+        len(b) for b in mine for m in methods
+        if not all(record_key(c.case_id, m, c.target) in done for c in b)
+    )  # fmt: skip
+    bar = tqdm(total=total, initial=total - left, unit="map", position=info.rank,
+               desc=f"methods[rank {info.rank}]", disable=not progress,
+               dynamic_ncols=True)  # fmt: skip
     try:
         for batch in mine:
             for c in batch:
@@ -315,6 +339,7 @@ def run_cases(
             for m in methods:
                 if all(record_key(c.case_id, m, c.target) in done for c in batch):
                     continue
+                bar.set_postfix_str(m, refresh=True)
                 if m not in attributors:
                     attributors[m] = make_method(m, model, layer, inversion_layer)
                 recs = evaluate_batch(batch, m, attributors[m], model, options, full, rank,
@@ -324,43 +349,42 @@ def run_cases(
                         writer.write(rec)
                         done.add(rec["key"])
                         written += 1
-            bar.update(len(batch))
+                bar.update(len(batch))
     finally:
         bar.close()
         writer.close()
     return written
 
 
-# --------------------------------------------------------------------------- CLI
+# --------------------------------------------------------------------------- command
 
 
 def _check_config(out: Path, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` merged with the one already in ``out`` (methods added); refuses a
-    folder holding another run's records."""
-    path = out / "config.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = [k for k in CONFIG_KEYS if k in old and old[k] != config.get(k)]
-        if diff:
-            raise ValueError(
-                f"{out} holds records of another run ({', '.join(f'{k}={old[k]!r}' for k in diff)}"
-                f"); use another --out"
-            )
-        config = {**config, "methods": list(dict.fromkeys(old.get("methods", []) +
-                                                           config["methods"]))}  # fmt: skip
-    return config
+    folder holding another run's records, naming the option that differs."""
+    return check_config(out, config, CONFIG_KEYS, options=OPTION_NAMES)
 
 
 def _cached_cases(
     out: Path, key: dict[str, Any], build: Callable[[], tuple[list[Any], Any]] | None
 ) -> tuple[list[Any], Any]:
     """The cases of ``out``'s :data:`CASES_FILE` if it was written for ``key``, else
-    ``build()``'s, saved there (``build=None``: the file must exist and match)."""
+    ``build()``'s, saved there (``build=None``: the file must exist and match). A file
+    that cannot be read (truncated by a killed process, say) is rebuilt with a
+    :class:`~captum_gfi.evaluation.records.RecordWarning`."""
     path = out / CASES_FILE
     if path.is_file():
-        saved = torch.load(path, weights_only=False)
-        if saved.get("key") == key:
-            return saved["cases"], saved["stats"]
+        try:
+            saved = torch.load(path, weights_only=False)
+        except Exception as err:  # noqa: BLE001 - a truncated zip or pickle raises many kinds
+            warnings.warn(
+                f"{path} is unreadable ({type(err).__name__}); the cases are rebuilt",
+                RecordWarning,
+                stacklevel=2,
+            )
+            saved = None
+        if isinstance(saved, dict) and saved.get("key") == key and "cases" in saved:
+            return saved["cases"], saved.get("stats")
     if build is None:
         raise RuntimeError(f"{path} is missing or was built for another config")
     cases, stats = build()
@@ -368,6 +392,29 @@ def _cached_cases(
     torch.save({"key": key, "cases": cases, "stats": stats}, tmp)
     tmp.replace(path)
     return cases, stats
+
+
+def check_cases_match(records: dict[str, Record], cases: Sequence[Case]) -> None:
+    r"""
+    Refuses cases that differ from those the stored records were computed on (another
+    image size or target for the same case id, as when ``cases.pt`` is rebuilt under
+    other options by a version that did not store them).
+
+    Raises:
+        ValueError: Naming the first differing case.
+    """
+    by_item = {c.case_id: c for c in cases}
+    for rec in records.values():
+        case = by_item.get(rec["item"]) if rec.get("record") == "case" else None
+        if case is None:
+            continue
+        size = list(case.mask.shape)
+        if rec.get("size", size) != size or int(rec.get("target", case.target)) != case.target:
+            raise ValueError(
+                f"the records of {rec['item']} were computed on another case (size "
+                f"{rec.get('size')}, target {rec.get('target')}; now {size}, {case.target}): "
+                "resume with the options of that run, or use another --out"
+            )
 
 
 def _as_loaded(model: nn.Module, args: argparse.Namespace) -> Any:
@@ -382,49 +429,101 @@ def _as_loaded(model: nn.Module, args: argparse.Namespace) -> Any:
                        [str(i) for i in range(classes)])  # fmt: skip
 
 
-def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
-    """``captum-gfi evaluate --dataset composites|grids``; returns the exit code."""
+class _BuildProgress:
+    """A progress bar (with ETA) over the cases kept while building them."""
+
+    def __init__(self, n: int, enabled: bool) -> None:
+        self.bar = tqdm(total=n, unit="case", desc="building cases", disable=not enabled,
+                        dynamic_ncols=True)  # fmt: skip
+
+    def __call__(self, kept: int, tried: int) -> None:
+        self.bar.update(kept - self.bar.n)
+        self.bar.set_postfix_str(f"{tried} candidates tried", refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run(
+    args: argparse.Namespace,
+    methods: Sequence[str],
+    load_model: Callable[[argparse.Namespace], Any],
+    setup_device: Callable[[argparse.Namespace, int], torch.device],
+) -> int:
+    r"""
+    ``captum-gfi evaluate --dataset composites|grids``; returns the exit code.
+
+    ``load_model(args)`` gives the model spec (``.model``, ``.layer``,
+    ``.inversion_layer``, ``.extra["loaded"]``) and ``setup_device(args, local_rank)``
+    the device: the command passes its own, so this module does not import it.
+    """
     from .benchmark_report import write_benchmark_report
 
-    out = Path(args.out)
+    out = check_out_dir(args.out)
     split = args.split if args.split is not None else "test"
     if split not in SPLITS:
         raise ValueError(f"`--split` must be one of {', '.join(SPLITS)} for --dataset "
                          f"{args.dataset}, got {split!r}")  # fmt: skip
+    n, robust, curve_steps = int(args.n), int(args.max_sensitivity_cases), int(args.curve_steps)
+    if n < 1:
+        raise ValueError(f"`--num-cases` (`--n`) must be >= 1, got {n}")
+    for name, value in (("--max-sensitivity-cases", robust), ("--curve-cases", args.curve_cases)):
+        if value is not None and value < 0:
+            raise ValueError(f"`{name}` must be >= 0, got {value}")
+    if curve_steps < 1:
+        raise ValueError(f"`--curve-steps` must be >= 1, got {curve_steps}")
+    for name, value in (("--batch-size", args.batch_size),
+                        ("--curve-batch-size", args.curve_batch_size),
+                        ("--max-per-photo", args.max_per_photo),
+                        ("--max-tries", getattr(args, "max_tries", None))):  # fmt: skip
+        if value is not None and value < 1:
+            raise ValueError(f"`{name}` must be >= 1, got {value}")
     options = BenchmarkOptions(
         batch_size=args.batch_size if args.batch_size is not None else 8,
-        curve_steps=args.curve_steps, curve_batch_size=args.curve_batch_size,
-        tolerance=args.tolerance, robust_cases=args.max_sensitivity_cases, split=split,
+        curve_steps=curve_steps, curve_batch_size=args.curve_batch_size,
+        tolerance=args.tolerance, robust_cases=robust, split=split,
         curve_cases=getattr(args, "curve_cases", None),
     )  # fmt: skip
-    if args.n < 1:
-        raise ValueError(f"`--num-cases` (`--n`) must be >= 1, got {args.n}")
     min_conf = args.min_confidence if args.min_confidence is not None else 0.3
+    if not 0.0 <= min_conf <= 1.0:
+        raise ValueError(f"`--min-confidence` must be in [0, 1], got {min_conf}")
     info = D.init_from_env()
+    lock = RunLock(out)
     try:
+        if info.is_main:
+            lock.acquire()
         if not args.report_only:
             from .benchmark_data import build_cases
 
-            config = {"dataset": args.dataset, "model": args.model, "n": args.n,
+            config = {"dataset": args.dataset, "model": args.model, "n": n,
                       "seed": args.seed, "min_confidence": min_conf,
                       "max_per_photo": args.max_per_photo,
                       "max_tries": getattr(args, "max_tries", None),
                       "curve_steps": options.curve_steps, "tolerance": options.tolerance,
+                      "split": split, "max_sensitivity_cases": options.robust_cases,
+                      "curve_cases": options.curve_cases, "batch_size": options.batch_size,
                       "methods": list(methods)}  # fmt: skip
             if info.is_main:  # before the model loads: fail fast
                 config = _check_config(out, config)
             device = setup_device(args, info.local_rank)
             spec = load_model(args)
             loaded = spec.extra.get("loaded") or _as_loaded(spec.model, args)
-            if info.is_main:
+            config["input_size"] = loaded.input_size
+            if info.is_main:  # the input size is known now: check it before building
+                config = _check_config(out, config)
                 out.mkdir(parents=True, exist_ok=True)
-                config["input_size"] = loaded.input_size
-                (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+                write_config(out, config)
             data_key = {k: config.get(k) for k in DATA_KEYS}
             if info.is_main:
-                cases, stats = _cached_cases(out, data_key, lambda: build_cases(
-                    args.dataset, loaded, args.n, seed=args.seed, min_confidence=min_conf,
-                    max_per_photo=args.max_per_photo, max_tries=config["max_tries"]))  # fmt: skip
+                progress = _BuildProgress(n, not args.no_progress)
+                try:
+                    cases, stats = _cached_cases(out, data_key, lambda: build_cases(
+                        args.dataset, loaded, n, seed=args.seed, min_confidence=min_conf,
+                        max_per_photo=args.max_per_photo, max_tries=config["max_tries"],
+                        progress=progress))  # fmt: skip
+                finally:
+                    progress.close()
+                check_cases_match(read_records(out), cases)
                 stats_dict = (
                     dataclasses.asdict(stats)
                     if dataclasses.is_dataclass(stats) and not isinstance(stats, type)
@@ -450,5 +549,6 @@ def run(args: argparse.Namespace, methods: Sequence[str]) -> int:
             print((out / "summary.md").read_text())
         D.barrier(info)
     finally:
+        lock.release()
         D.finish(info)
     return 0

@@ -16,12 +16,21 @@ with an exclusive end (a PASCAL/ImageNet ``<bndbox>`` with 1-based inclusive
   fields give a label without a box).
 - :func:`bundled_photos`: real photos shipped inside installed packages
   (scikit-image, scikit-learn, matplotlib), without labels.
+
+An image that cannot be read (not an image, truncated, larger than PIL's
+decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS``) is skipped with an
+:class:`UnreadableImageWarning` by the readers that open images, and appended
+to their ``skipped`` list when one is given; :func:`load_image` raises
+:class:`UnreadableImageError` (a ``ValueError``) with a one-line reason.
 """
 
 from __future__ import annotations
 
 import csv
+import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,12 +67,71 @@ class Sample:
         return sorted(self.boxes)
 
 
+class UnreadableImageWarning(UserWarning):
+    """An image of a data set was skipped because it cannot be read."""
+
+
+class UnreadableImageError(ValueError):
+    """An image cannot be read; the message says why in one line."""
+
+
+# what PIL raises on a file that is not a (complete) image
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, Image.DecompressionBombError)
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return (
+            f"larger than PIL's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels "
+            "(raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted)"
+        )
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}"
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[Image.Image]:
+    """``Image.open`` that raises :class:`UnreadableImageError` for any unreadable file,
+    images above the decompression-bomb warning limit included."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                yield im
+    except UnreadableImageError:
+        raise
+    except (*_PIL_ERRORS, Image.DecompressionBombWarning) as err:
+        raise UnreadableImageError(f"{path}: {_reason(err)}") from None
+
+
 def load_image(path: Path, image_size: int) -> Tensor:
-    """Load an RGB image resized (bilinear) to ``(1, 3, S, S)`` in ``[0, 1]``."""
-    with Image.open(path) as im:
-        rgb = im.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+    r"""
+    Load an RGB image resized (bilinear) to ``(1, 3, S, S)`` in ``[0, 1]``.
+
+    Raises:
+        UnreadableImageError: The file is not a readable image (or is above PIL's
+        decompression-bomb limit).
+    """
+    with _open(Path(path)) as im:
+        try:
+            rgb = im.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+        except _PIL_ERRORS as err:
+            raise UnreadableImageError(f"{path}: {_reason(err)}") from None
         arr = np.array(rgb, dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def _image_size(
+    path: Path, sample_id: str, skipped: list[tuple[str, str]] | None
+) -> tuple[int, int] | None:
+    """The ``(width, height)`` of ``path``, or None (with a warning) when it is unreadable."""
+    try:
+        with _open(path) as im:
+            return im.size
+    except UnreadableImageError as err:
+        warnings.warn(f"skipped image {sample_id}: {err}", UnreadableImageWarning, stacklevel=3)
+        if skipped is not None:
+            skipped.append((sample_id, str(err)))
+        return None
 
 
 def _require_dir(path: Path, what: str) -> Path:
@@ -195,11 +263,16 @@ def read_voc07(
     return samples
 
 
-def read_folder(root: str | Path, csv_name: str = "boxes.csv") -> list[Sample]:
+def read_folder(
+    root: str | Path, csv_name: str = "boxes.csv", skipped: list[tuple[str, str]] | None = None
+) -> list[Sample]:
     r"""
     A folder of images with a CSV of boxes (header
     ``image,label,xmin,ymin,xmax,ymax``; 0-based pixel coordinates with an
     exclusive end; several rows per image allowed).
+
+    An unreadable image is skipped with an :class:`UnreadableImageWarning` and
+    ``(id, reason)`` is appended to ``skipped`` when given.
     """
     root = _require_dir(Path(root), "image folder")
     csv_path = root / csv_name
@@ -225,13 +298,13 @@ def read_folder(root: str | Path, csv_name: str = "boxes.csv") -> list[Sample]:
         path = root / name
         if not path.is_file():
             raise FileNotFoundError(f"image listed in {csv_name} not found: {path}")
-        with Image.open(path) as im:
-            size = im.size
-        samples.append(Sample(Path(name).stem, path, size, by_image[name]))
+        size = _image_size(path, Path(name).stem, skipped)
+        if size is not None:
+            samples.append(Sample(Path(name).stem, path, size, by_image[name]))
     return samples
 
 
-def bundled_photos() -> list[Sample]:
+def bundled_photos(skipped: list[tuple[str, str]] | None = None) -> list[Sample]:
     """Real photos that ship inside installed packages (no labels, no boxes): the
     installed ones of :data:`captum_gfi.evaluation.photos.DATASET_PHOTOS`."""
     from .photos import DATASET_PHOTOS, available_photos, photo_path
@@ -240,17 +313,24 @@ def bundled_photos() -> list[Sample]:
     samples = []
     for p in paths:
         if p.is_file():
-            with Image.open(p) as im:
-                samples.append(Sample(p.stem, p, im.size, {}))
+            size = _image_size(p, p.stem, skipped)
+            if size is not None:
+                samples.append(Sample(p.stem, p, size, {}))
     if not samples:
         raise FileNotFoundError("no bundled photo found (install scikit-image / scikit-learn)")
     return samples
 
 
-def load_dataset(name: str, root: str | Path | None, split: str = "test") -> list[Sample]:
-    """Dispatch to the reader of ``name``: imagenet, voc07, folder or photos."""
+def load_dataset(
+    name: str,
+    root: str | Path | None,
+    split: str = "test",
+    skipped: list[tuple[str, str]] | None = None,
+) -> list[Sample]:
+    """Dispatch to the reader of ``name``: imagenet, voc07, folder or photos (the
+    unreadable images the reader finds are appended to ``skipped``)."""
     if name == "photos":
-        return bundled_photos()
+        return bundled_photos(skipped)
     if root is None:
         raise ValueError(f"`root` is required for dataset {name!r}")
     if name == "imagenet":
@@ -258,5 +338,5 @@ def load_dataset(name: str, root: str | Path | None, split: str = "test") -> lis
     if name == "voc07":
         return read_voc07(root, split=split)
     if name == "folder":
-        return read_folder(root)
+        return read_folder(root, skipped=skipped)
     raise ValueError(f"`dataset` must be imagenet, voc07, folder or photos, got {name!r}")

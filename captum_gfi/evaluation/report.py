@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ import numpy as np
 
 from .localization import localization_error, select_alpha
 from .pointing import pointing_accuracy
+from .records import Record
 from .stats import bootstrap_ci
 
-Record = dict[str, Any]
 CURVE_KEYS = ("insertion_curve", "deletion_curve", "curve_fractions")
 
 
@@ -196,14 +196,34 @@ def plot_curves(records: Sequence[Record], mode: str, path: Path) -> bool:
     return True
 
 
-def write_report(records: Sequence[Record], out: Path, alphas: Sequence[float]) -> dict[str, Any]:
-    """Write per-image CSV/JSON, ``summary.json``, ``summary.md`` and the plots."""
+def write_report(
+    records: Sequence[Record],
+    out: Path,
+    alphas: Sequence[float],
+    skipped: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    r"""
+    Write per-image CSV/JSON, ``summary.json``, ``summary.md`` and the plots.
+
+    Args:
+        records (sequence of dict): The method records, in report order.
+        out (Path): Output folder.
+        alphas (sequence of float): WSOL's alphas.
+        skipped (Mapping, optional): ``{image id: reason}`` of the images skipped as
+                    unreadable: counted in ``summary.md`` and listed in ``skipped.json``.
+    """
     out = Path(out)
     write_records(records, out, alphas)
     summary = summarize(records, alphas)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    skipped = dict(skipped or {})
+    (out / "skipped.json").write_text(json.dumps(skipped, indent=2, sort_keys=True) + "\n")
     n_items = len({r["item"] for r in records})
-    md = f"Evaluated {n_items} item(s), {len(records)} record(s).\n\n" + markdown_table(summary)
+    md = f"Evaluated {n_items} item(s), {len(records)} record(s)."
+    if skipped:
+        md += f" Skipped {len(skipped)} unreadable image(s): " + ", ".join(sorted(skipped))
+        md += " (reasons in skipped.json)."
+    md += "\n\n" + markdown_table(summary)
     md += wsol_alpha_table(summary, alphas)
     (out / "summary.md").write_text(md)
     plot_wsol(summary, alphas, out / "wsol_error_vs_alpha.png")

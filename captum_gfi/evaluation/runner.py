@@ -9,15 +9,17 @@ Work units are images (for ``wsol``, ``pointing``, ``insertion``, ``deletion``,
 ``infidelity``, ``sensitivity``) and ``n x n`` grids (``grid_pointing``).
 Each ``(unit, method, target)`` record is appended to
 ``<out>/shards/rank<R>.jsonl`` as soon as it is computed, so an interrupted
-run resumes where it stopped; the merged report is written by rank 0.
+run resumes where it stopped; the merged report is written by rank 0. The
+record store, the run configuration and the lock on ``--out`` are
+:mod:`captum_gfi.evaluation.records`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import sys
 import time
+import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,14 +33,53 @@ from tqdm import tqdm
 from . import distributed as D
 from .benchmark_metrics import CURVE_STEPS
 from .captum_metrics import infidelity_score, sensitivity_score
-from .datasets import Sample, load_dataset, load_image
+from .datasets import Sample, UnreadableImageError, load_dataset, load_image
 from .localization import PAPER_ALPHAS, wsol_success
 from .methods import METHODS, check_methods, make_method, resolve_module
 from .perturbation_curves import SUBSTRATES, perturbation_curve
 from .pointing import STANDARD_TOLERANCE, grid_pointing_score, make_grid, pointing_hit
-from .report import Record, write_report
+from .records import (
+    Record,
+    RunLock,
+    ShardWriter,
+    check_config,
+    check_out_dir,
+    read_records,
+    record_key,
+    write_config,
+)
+from .report import write_report
 
-HELP = "Evaluate attribution methods (GFI and Captum baselines) on localisation benchmarks."
+HELP = """Evaluate attribution methods (GFI and Captum baselines) on localisation benchmarks.
+
+Records are appended to OUT/shards as they are computed: rerunning the same command resumes
+an interrupted run, and adding methods reuses the records already there. OUT/config.json
+stores every option that changes a record; resuming with another value is refused, naming
+the option. One process writes to OUT at a time (a second one is refused).
+
+Quick mode for CPUs (--quick): composites/grids build 12 cases (unless --num-cases is given),
+skip max-sensitivity and infidelity and use 20-step insertion/deletion curves; the other data
+sets use their first 16 images and 1024-pixel curve steps. Options given explicitly win. E.g.
+
+  captum-gfi evaluate --dataset composites --num-cases 12 --methods gradcam,gfi:refined \
+      --quick --out quick-run
+
+Progress bars with an ETA go to stderr (--no-progress hides them).
+"""
+
+
+class _Default(int):
+    """An int default that ``--quick`` may replace (an int the user typed is a plain int)."""
+
+
+#: ``--quick`` on photos / folder / imagenet / voc07 (composites / grids: see
+#: :data:`captum_gfi.evaluation.benchmark_runner.QUICK_DEFAULTS`).
+QUICK_DEFAULTS: dict[str, int] = {"max_images": 16, "step": 1024}
+#: Options that change a record of this runner: resuming with another value is refused.
+CONFIG_KEYS: tuple[str, ...] = (
+    "dataset", "root", "split", "model", "weights", "layer", "inversion_layer", "image_size",
+    "target", "tolerance", "step", "substrate", "tune_fraction", "grid_size", "protocols",
+)  # fmt: skip
 
 PROTOCOLS: tuple[str, ...] = (
     "wsol", "pointing", "insertion", "deletion", "grid_pointing", "infidelity", "sensitivity",
@@ -88,9 +129,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--out", default="results", help="output folder (resumed if it holds shards)")
     a(
+        "--quick",
+        action="store_true",
+        help="quick mode for CPUs: fewer cases / images, no max-sensitivity, shorter curves "
+        "(see above); options given explicitly win",
+    )
+    a(
         "--image-size",
         type=int,
-        default=224,
+        default=_Default(224),
         help="images are resized to SxS (composites/grids: the model's own input size; this "
         "only for toy and module:callable models)",
     )
@@ -107,14 +154,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only use images whose top-1 probability is at least this (default 0; "
         "composites/grids: keep a case when p(target) >= this, default 0.3)",
     )
-    a("--max-images", type=int, default=None, help="use the first N (selected) images")
+    a(
+        "--max-images",
+        type=int,
+        default=None,
+        help="use the first N >= 1 (selected) images (default: all; --quick: 16)",
+    )
     a(
         "--tolerance",
         type=float,
         default=STANDARD_TOLERANCE,
         help="pointing-game tolerance in original-image pixels (default 15; 0 = strict)",
     )
-    a("--step", type=int, default=224, help="pixels per insertion/deletion step")
+    a(
+        "--step",
+        type=int,
+        default=_Default(224),
+        help="pixels per insertion/deletion step (default 224; --quick: 1024)",
+    )
     a("--substrate", choices=list(SUBSTRATES), default="blur", help="insertion/deletion substrate")
     a(
         "--tune-fraction",
@@ -142,9 +199,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n",
         dest="n",
         type=int,
-        default=200,
-        help="number of cases to build (default 200; the alias --n is ambiguous to torchrun's "
-        "parser, which sees it first: use --num-cases under torchrun)",
+        default=_Default(200),
+        help="number of cases to build (default 200; --quick: 12; the alias --n is ambiguous "
+        "to torchrun's parser, which sees it first: use --num-cases under torchrun)",
     )
     b.add_argument("--seed", type=int, default=0, help="seed of the case builder (default 0)")
     b.add_argument(
@@ -164,8 +221,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--max-sensitivity-cases",
         type=int,
-        default=32,
-        help="max-sensitivity and infidelity on the first N evaluated cases (default 32)",
+        default=_Default(32),
+        help="max-sensitivity and infidelity on the first N evaluated cases (default 32; "
+        "--quick: 0)",
     )
     b.add_argument(
         "--curve-cases",
@@ -177,15 +235,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--curve-steps",
         type=int,
-        default=CURVE_STEPS,
-        help=f"insertion/deletion steps (default {CURVE_STEPS})",
+        default=_Default(CURVE_STEPS),
+        help=f"insertion/deletion steps (default {CURVE_STEPS}; --quick: 20)",
     )
     b.add_argument(
         "--curve-batch-size", type=int, default=32, help="forward batch of the curves (default 32)"
     )
     a("--threads", type=int, default=None, help="torch.set_num_threads per process")
     a("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    a("--no-progress", action="store_true", help="hide the progress bar")
+    a("--no-progress", action="store_true", help="hide the progress bars (on stderr)")
     a(
         "--report-only",
         action="store_true",
@@ -194,19 +252,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --------------------------------------------------------------------------- models
-
-
-def toy_convnet(num_classes: int = 10, seed: int = 0) -> nn.Module:
-    """A tiny random-init conv net (seeded) for tests and smoke runs."""
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes),
-    )  # fmt: skip
-    torch.random.set_rng_state(gen_state)
-    return net.eval()
 
 
 @dataclass
@@ -243,9 +288,12 @@ def load_model(args: argparse.Namespace) -> ModelSpec:
     name: str = args.model
     default_layer: str | None = None
     extra: dict[str, Any] = {}
+    model: nn.Module
     if name == "toy":
+        from captum_gfi.demo.toy import toy_convnet
+
         model = toy_convnet()
-        default_layer = "3"
+        default_layer = "conv2"
     elif ":" in name and not name.startswith("torchvision:"):
         import importlib
 
@@ -359,44 +407,6 @@ def build_units(
 # --------------------------------------------------------------------------- records
 
 
-def _record_key(unit_id: str, method: str, target: int) -> str:
-    return f"{unit_id}|{method}|{target}"
-
-
-def read_shards(shard_dir: Path) -> dict[str, Record]:
-    """All complete records found in ``shard_dir`` (a torn last line is skipped)."""
-    records: dict[str, Record] = {}
-    if not shard_dir.is_dir():
-        return records
-    for path in sorted(shard_dir.glob("rank*.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            records[rec["key"]] = rec
-    return records
-
-
-class ShardWriter:
-    """Appends records (one JSON line each, flushed) to a shard file."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-        self._fh = path.open("a")
-        if torn:  # an interrupted write: terminate the partial line
-            self._fh.write("\n")
-
-    def write(self, rec: Record) -> None:
-        self._fh.write(json.dumps(rec, sort_keys=True) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
-
-
 def _grid_scale(sample: Sample, size: int) -> tuple[float, float]:
     return sample.size[0] / size, sample.size[1] / size
 
@@ -410,17 +420,15 @@ def evaluate_unit(
     args: argparse.Namespace,
     device: torch.device,
     done: set[str],
+    image: Tensor | None = None,
 ) -> Iterator[Record]:
-    """Evaluate one unit with one method, yielding a record per target not yet done."""
+    """Evaluate one unit with one method, yielding a record per target not yet done
+    (``image``: the unit's input from :func:`unit_image`, loaded here when None)."""
     size = args.image_size
-    if unit.kind == "image":
-        image = load_image(unit.samples[0].path, size).to(device)
-    else:
-        cell = size // args.grid_size
-        cells = [load_image(s.path, cell)[0] for s in unit.samples]
-        image = make_grid(cells).to(device)
+    if image is None:
+        image = unit_image(unit, args, device)
     for pos, target in enumerate(unit.targets):
-        key = _record_key(unit.id, method, target)
+        key = record_key(unit.id, method, target)
         if key in done:
             continue
         t0 = time.perf_counter()
@@ -458,6 +466,22 @@ def evaluate_unit(
         yield rec
 
 
+def unit_image(unit: Unit, args: argparse.Namespace, device: torch.device) -> Tensor:
+    """The input of ``unit``: its image, or the grid of its images (raises
+    :class:`~captum_gfi.evaluation.datasets.UnreadableImageError`)."""
+    size = args.image_size
+    if unit.kind == "image":
+        return load_image(unit.samples[0].path, size).to(device)
+    cell = size // args.grid_size
+    return make_grid([load_image(s.path, cell)[0] for s in unit.samples]).to(device)
+
+
+def skipped_record(item: str, reason: str) -> Record:
+    """The record of an image skipped as unreadable (counted in the report)."""
+    return {"key": record_key(item, "skipped", -1), "record": "skipped", "item": item,
+            "method": "skipped", "target": -1, "reason": reason}  # fmt: skip
+
+
 def _ordered(
     records: dict[str, Record], units: Sequence[Unit], methods: Sequence[str]
 ) -> list[Record]:
@@ -475,13 +499,72 @@ def _split(value: str, allowed: Sequence[str], name: str) -> list[str]:
     return items
 
 
+def apply_quick(args: argparse.Namespace) -> None:
+    """``--quick``: set the quick defaults of the options the user did not give."""
+    if not getattr(args, "quick", False):
+        return
+    from .benchmark_runner import BENCHMARK_DATASETS
+    from .benchmark_runner import QUICK_DEFAULTS as BENCHMARK_QUICK
+
+    quick = BENCHMARK_QUICK if args.dataset in BENCHMARK_DATASETS else QUICK_DEFAULTS
+    for name, value in quick.items():
+        if getattr(args, name, None) is None or isinstance(getattr(args, name), _Default):
+            setattr(args, name, value)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """The option checks of both runners, before anything is loaded."""
+    for name, value, low in (("--image-size", args.image_size, 8), ("--step", args.step, 1),
+                             ("--max-images", args.max_images, 1),
+                             ("--grid-count", args.grid_count, 1),
+                             ("--batch-size", args.batch_size, 1),
+                             ("--threads", args.threads, 1)):  # fmt: skip
+        if value is not None and value < low:
+            raise ValueError(f"`{name}` must be >= {low}, got {value}")
+    if args.tolerance < 0:
+        raise ValueError(f"`--tolerance` must be >= 0, got {args.tolerance}")
+    if not 0.0 <= args.tune_fraction < 1.0:
+        raise ValueError(f"`--tune-fraction` must be in [0, 1), got {args.tune_fraction}")
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        raise ValueError(f"`--min-confidence` must be in [0, 1], got {args.min_confidence}")
+    check_out_dir(args.out)
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    print(f"captum-gfi evaluate: warning: {message}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation described by ``args``; returns the exit code."""
-    if args.dataset in ("composites", "grids"):
-        from .benchmark_runner import BENCHMARK_METHODS
-        from .benchmark_runner import run as run_benchmark
+    apply_quick(args)
+    _check_options(args)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning  # one line per skipped record or image
+        if args.dataset in ("composites", "grids"):
+            from .benchmark_runner import BENCHMARK_METHODS
+            from .benchmark_runner import run as run_benchmark
 
-        return run_benchmark(args, check_methods(args.methods or ",".join(BENCHMARK_METHODS)))
+            methods = check_methods(args.methods or ",".join(BENCHMARK_METHODS))
+            return run_benchmark(args, methods, load_model, setup_device)
+        return _run_images(args)
+
+
+def _config(args: argparse.Namespace, protocols: Sequence[str], methods: Sequence[str]) -> Record:
+    root = str(Path(args.root).resolve()) if args.root is not None else None
+    values = {k: getattr(args, k) for k in CONFIG_KEYS if k not in ("root", "protocols")}
+    values = {k: int(v) if isinstance(v, _Default) else v for k, v in values.items()}
+    return {**values, "root": root, "protocols": list(protocols), "methods": list(methods)}
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    """``evaluate`` on photos / folder / imagenet / voc07."""
     methods = check_methods(args.methods or "gfi,gradcam,ig,saliency")
     if args.split is None:
         args.split = "test"
@@ -490,14 +573,21 @@ def run(args: argparse.Namespace) -> int:
     if args.min_confidence is None:
         args.min_confidence = 0.0
     protocols = _split(args.protocols, PROTOCOLS, "--protocols")
-    if args.image_size < 8:
-        raise ValueError("`--image-size` must be >= 8")
     if args.grid_size < 1 or args.image_size % args.grid_size:
         raise ValueError("`--grid-size` must be >= 1 and divide --image-size")
+    out = Path(args.out)
+    config = _config(args, protocols, methods)
     info = D.init_from_env()
+    lock = RunLock(out)
     try:
+        if info.is_main:  # before anything is loaded: fail fast
+            lock.acquire()
+            config = check_config(out, config, CONFIG_KEYS)
+            if not args.report_only:
+                write_config(out, config)
         device = setup_device(args, info.local_rank)
-        samples = load_dataset(args.dataset, args.root, args.split)
+        skipped: list[tuple[str, str]] = []
+        samples = load_dataset(args.dataset, args.root, args.split, skipped)
         spec = load_model(args)
         spec.model.to(device)
         for param in spec.model.parameters():
@@ -511,34 +601,54 @@ def run(args: argparse.Namespace) -> int:
         predictions: dict[str, tuple[float, int]] | None = None
         if need_pred:
             predictions = {}
+            readable = []
             with torch.no_grad():
-                for s in samples:
-                    x = load_image(s.path, args.image_size).to(device)
+                for s in tqdm(samples, unit="image", desc=f"classifying[rank {info.rank}]",
+                              position=info.rank, disable=args.no_progress,
+                              dynamic_ncols=True):  # fmt: skip
+                    try:
+                        x = load_image(s.path, args.image_size).to(device)
+                    except UnreadableImageError as err:
+                        warnings.warn(f"skipped image {s.id}: {err}", stacklevel=1)
+                        skipped.append((s.id, str(err)))
+                        continue
                     conf, cls = torch.softmax(spec.model(x), 1).max(1)
                     predictions[s.id] = (float(conf), int(cls))
+                    readable.append(s)
+            samples = readable
         units = build_units(samples, protocols, predictions, args)
-        out = Path(args.out)
         shard_dir = out / "shards"
-        done = set(read_shards(shard_dir))
+        done = set(read_records(out))
         D.barrier(info)
         mine = D.shard(units, info.rank, info.world_size)
         if args.report_only:
             mine = []
         todo = [
             (i, u) for i, u in mine
-            if any(_record_key(u.id, m, t) not in done for m in methods for t in u.targets)
+            if any(record_key(u.id, m, t) not in done for m in methods for t in u.targets)
         ]  # fmt: skip
         writer = ShardWriter(shard_dir / f"rank{info.rank}.jsonl")
+        if info.is_main:
+            for item, reason in skipped:
+                writer.write(skipped_record(item, reason))
         attributors = {m: make_method(m, spec.model, spec.layer, spec.inversion_layer)
                        for m in methods}  # fmt: skip
         bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="item",
                    desc=f"evaluate[rank {info.rank}]", position=info.rank,
-                   disable=args.no_progress)  # fmt: skip
+                   disable=args.no_progress, dynamic_ncols=True)  # fmt: skip
         try:
             for _, unit in todo:
+                try:
+                    image = unit_image(unit, args, device)
+                except UnreadableImageError as err:
+                    warnings.warn(f"skipped {unit.kind} {unit.id}: {err}", stacklevel=1)
+                    writer.write(skipped_record(unit.id, str(err)))
+                    bar.update(1)
+                    continue
                 for m in methods:
+                    bar.set_postfix_str(m, refresh=False)
                     for rec in evaluate_unit(unit, m, attributors[m], spec, protocols, args,
-                                             device, done):  # fmt: skip
+                                             device, done, image):  # fmt: skip
                         writer.write(rec)
                         done.add(rec["key"])
                 bar.update(1)
@@ -547,10 +657,15 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
         D.barrier(info)
         if info.is_main:
-            records = _ordered(read_shards(shard_dir), units, methods)
-            write_report(records, out, PAPER_ALPHAS)
+            stored = read_records(out)
+            records = _ordered(stored, units, methods)
+            evaluated = {r["item"] for r in records}
+            gone = {r["item"]: r.get("reason", "") for r in stored.values()
+                    if r.get("record") == "skipped" and r["item"] not in evaluated}  # fmt: skip
+            write_report(records, out, PAPER_ALPHAS, skipped=gone)
             print((out / "summary.md").read_text())
         D.barrier(info)
     finally:
+        lock.release()
         D.finish(info)
     return 0
