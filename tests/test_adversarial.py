@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _nets import TinyConvNet
 from torch import Tensor, nn
 
+from captum_gfi.demo.toy import TinyConvNet
 from captum_gfi.evaluation.adversarial import fgsm_examples, fgsm_protocol
 from captum_gfi.evaluation.benchmark_metrics import energy_share
 from captum_gfi.evaluation.methods import center_map, make_method

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 import torch
-from _nets import TinyConvNet
 from torch import Tensor, nn
 
+from captum_gfi.demo.toy import TinyConvNet
 from captum_gfi.evaluation import peers
 from captum_gfi.evaluation.methods import make_method
 from captum_gfi.evaluation.peers import (
@@ -143,11 +143,18 @@ def test_grad_cam_peers_maps_passes_and_model_state(name: str) -> None:
     assert not model.conv2._forward_hooks and not model._forward_hooks
 
 
-def test_scorecam_batch_size_does_not_change_the_map() -> None:
+def test_scorecam_is_silent_and_its_batch_size_does_not_change_the_map(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     _require("pytorch_grad_cam")
+    import pytorch_grad_cam.score_cam as score_cam
+
     model = _net()
     x, t = _inputs(1)
+    capfd.readouterr()
     a = make_peer("scorecam", model, model.conv2, batch_size=3)(x, t)
+    assert capfd.readouterr().err == ""  # no tqdm bar per batch of masked images
+    assert score_cam.tqdm.__name__ == "tqdm"  # the library's module is restored
     b = make_peer("scorecam", model, model.conv2, batch_size=16)(x, t)
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
@@ -189,6 +196,24 @@ def test_rise_is_torchrays_seeded_and_leaves_the_generator() -> None:
     with torch.no_grad():
         direct = rise(model, x, seed=0, num_masks=40, num_cells=7, batch_size=16, p=0.5)
     torch.testing.assert_close(maps, direct[torch.arange(2), t].unsqueeze(1), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gradcam++", "scorecam", "extremal_perturbation", "rise"])
+def test_an_out_of_range_target_fails_at_the_first_forward_pass(name: str) -> None:
+    _require("pytorch_grad_cam" if name in GRAD_CAM_METHODS else "torchray")
+    model = _net()
+    x, _ = _inputs(1)
+    fn = make_peer(name, model, model.conv2, max_iter=5, num_masks=64, batch_size=8)
+    counter = _Counter(model)
+    try:
+        with pytest.raises(ValueError, match=r"`target` = 5 is out of range .* 0 to 4"):
+            fn(x, torch.tensor([5]))
+    finally:
+        counter.remove()
+    assert counter.forward == (4 if name == "extremal_perturbation" else 1)
+    with pytest.raises(ValueError, match=">= 0"):
+        fn(x, torch.tensor([-1]))
+    assert not model.conv2._forward_hooks and all(p.requires_grad for p in model.parameters())
 
 
 def test_every_peer_runs_on_a_batch_with_one_target_for_all() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _nets import TinyConvNet
 from torch import Tensor, nn
 
+from captum_gfi.demo.toy import TinyConvNet
 from captum_gfi.evaluation.rank_correlation import average_ranks, spearman
 from captum_gfi.evaluation.sanity import (
     cascading_randomization,

@@ -35,6 +35,11 @@ TorchRay 1.0.0.2 (on the whole model):
   Captum 0.9 has no RISE, so TorchRay's is the one used.
 
 :func:`peer_passes` gives the passes through the model per image of each peer.
+
+The model is left as found (``requires_grad``, ``training``, every ``.grad``). The
+libraries hook the model for the whole call and see every forward pass, whichever thread
+runs it, so peer calls run one at a time, and no other method should run on the same
+model in another thread meanwhile.
 """
 
 from __future__ import annotations
@@ -193,44 +198,73 @@ def _targets(target: Any, n: int) -> list[int]:
         values = values * n
     if len(values) != n:
         raise ValueError(f"`target` must hold one class or one per image ({n}), got {len(values)}")
+    if min(values) < 0:
+        raise ValueError(f"`target` must hold class indices >= 0, got {min(values)}")
     return values
 
 
-def _check(inputs: Tensor, target: Any, model: nn.Module) -> list[int]:
+def _check(inputs: Tensor, target: Any) -> list[int]:
     if not isinstance(inputs, Tensor) or inputs.dim() != 4:
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
         raise ValueError(f"`inputs` must be a (N, C, H, W) tensor, got {shape}")
     return _targets(target, inputs.shape[0])
 
 
+class _Checked(nn.Module):
+    """``model`` whose every output is checked to hold the class ``top``: the libraries
+    index the output with the target only after their work (RISE: after every mask), so
+    an out-of-range target fails here, at the first forward pass, with a clear message."""
+
+    def __init__(self, model: nn.Module, top: int) -> None:
+        super().__init__()
+        self.model = model
+        self.top = top
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(x)
+        if out.dim() != 2:
+            raise ValueError(
+                f"the peers need a classifier returning (N, classes) logits, got {tuple(out.shape)}"
+            )
+        if self.top >= out.shape[1]:
+            raise ValueError(
+                f"`target` = {self.top} is out of range for a model output of shape "
+                f"{tuple(out.shape)}: valid classes 0 to {out.shape[1] - 1}"
+            )
+        return out
+
+
+# The libraries' hooks and patches see every forward pass of the model, whichever thread
+# runs it: peer calls run one at a time.
+_peer_lock = threading.RLock()
+
+
 @contextmanager
 def _model_kept(model: nn.Module) -> Iterator[None]:
-    """Parameters frozen for the call; ``requires_grad``, ``training`` and every
-    parameter's ``.grad`` as found afterwards (pytorch-grad-cam calls ``model.eval()``
-    and ``model.zero_grad()``, TorchRay freezes the parameters and leaves them so)."""
-    grads = [(p, p.grad) for p in model.parameters()]
-    try:
-        with preserved_model_state([model]):
-            yield
-    finally:
-        for p, g in grads:
-            p.grad = g
-
-
-# pytorch-grad-cam's ScoreCAM draws a tqdm progress bar per batch of masked images; it is
-# silenced for the call, one ScoreCAM call at a time.
-_quiet_lock = threading.Lock()
+    """One peer call at a time; parameters frozen for the call; ``requires_grad``,
+    ``training`` and every parameter's ``.grad`` as found afterwards (pytorch-grad-cam
+    calls ``model.eval()`` and ``model.zero_grad()``, TorchRay freezes the parameters and
+    leaves them so)."""
+    with _peer_lock:
+        grads = [(p, p.grad) for p in model.parameters()]
+        try:
+            with preserved_model_state([model]):
+                yield
+        finally:
+            for p, g in grads:
+                p.grad = g
 
 
 @contextmanager
 def _quiet_scorecam(score_cam_module: Any) -> Iterator[None]:
-    with _quiet_lock:
-        saved = score_cam_module.tqdm
-        score_cam_module.tqdm = types.SimpleNamespace(tqdm=lambda iterable, **kwargs: iterable)
-        try:
-            yield
-        finally:
-            score_cam_module.tqdm = saved
+    """pytorch-grad-cam's ScoreCAM draws a tqdm progress bar per batch of masked images:
+    silenced for the call (under :func:`_model_kept`'s lock)."""
+    saved = score_cam_module.tqdm
+    score_cam_module.tqdm = types.SimpleNamespace(tqdm=lambda iterable, **kwargs: iterable)
+    try:
+        yield
+    finally:
+        score_cam_module.tqdm = saved
 
 
 def _grad_cam(
@@ -248,12 +282,12 @@ def _grad_cam(
     uses_gradients = name != "scorecam"
 
     def attribute(inputs: Tensor, target: Tensor) -> Tensor:
-        classes = _check(inputs, target, model)
+        classes = _check(inputs, target)
         x = inputs.detach()
         if uses_gradients:  # the parameters are frozen: gradients flow from the inputs
             x = x.clone().requires_grad_(True)
         with _model_kept(model):
-            cam = cam_class(model=model, target_layers=[layer])
+            cam = cam_class(model=_Checked(model, max(classes)), target_layers=[layer])
             try:
                 cam.batch_size = batch_size
                 cam_targets = [targets_module.ClassifierOutputTarget(c) for c in classes]
@@ -279,12 +313,12 @@ def _extremal(
     ep = _import("extremal_perturbation", "attribution.extremal_perturbation")
 
     def attribute(inputs: Tensor, target: Tensor) -> Tensor:
-        classes = _check(inputs, target, model)
+        classes = _check(inputs, target)
         out = []
         with _model_kept(model):
             for i, c in enumerate(classes):
                 masks, _ = ep.extremal_perturbation(
-                    model,
+                    _Checked(model, c),
                     inputs[i : i + 1].detach(),
                     c,
                     areas=list(areas),
@@ -313,14 +347,14 @@ def _rise(model: nn.Module, num_masks: int, batch_size: int, seed: int) -> Attri
     rise = _import("rise", "attribution.rise")
 
     def attribute(inputs: Tensor, target: Tensor) -> Tensor:
-        classes = _check(inputs, target, model)
+        classes = _check(inputs, target)
         devices = [inputs.device] if inputs.device.type == "cuda" else []
         out = []
         # TorchRay seeds the global generators and restores only the CPU one
         with _model_kept(model), torch.random.fork_rng(devices=devices):
             for i, c in enumerate(classes):  # one image at a time: (1, classes, H, W) each
                 sal = rise.rise(
-                    model,
+                    _Checked(model, c),
                     inputs[i : i + 1].detach(),
                     seed=seed,
                     num_masks=num_masks,
