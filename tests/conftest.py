@@ -7,8 +7,9 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 import torch
-from _nets import TinyConvNet
 from torch import Tensor, nn
+
+from captum_gfi.demo.toy import TinyConvNet
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import torch  # noqa: E402
-from _nets import TinyConvNet  # noqa: E402
 from captum.attr import LayerGradCam, visualization  # noqa: E402
 from captum.metrics import infidelity, sensitivity_max  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from captum_gfi import GuidedFeatureInversion  # noqa: E402
+from captum_gfi.demo.toy import TinyConvNet  # noqa: E402
 
 FAST = {"inversion_steps": 2, "target_steps": 3}
 

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from captum_gfi.demo.toy import toy_convnet
 from captum_gfi.evaluation.methods import (
     CENTER_SIGMA,
     METHODS,
@@ -12,14 +13,13 @@ from captum_gfi.evaluation.methods import (
     resolve_module,
 )
 from captum_gfi.evaluation.pointing import max_point
-from captum_gfi.evaluation.runner import toy_convnet
 
 
 @pytest.mark.parametrize("name", [m for m in METHODS if m != "gfi"])
 def test_every_method_returns_input_resolution_maps(name: str) -> None:
     model = toy_convnet()
     x = torch.rand(2, 3, 16, 16)
-    attr = make_method(name, model, resolve_module(model, "3"))
+    attr = make_method(name, model, resolve_module(model, "conv2"))
     maps = attr(x, torch.tensor([1, 4]))
     assert maps.shape == (2, 1, 16, 16)
     assert torch.isfinite(maps).all()
@@ -30,7 +30,7 @@ def test_every_method_returns_input_resolution_maps(name: str) -> None:
 def test_gfi_through_the_same_factory() -> None:
     pytest.importorskip("captum_gfi.guided_feature_inversion")
     model = toy_convnet()
-    attr = make_method("gfi", model, resolve_module(model, "3"))
+    attr = make_method("gfi", model, resolve_module(model, "conv2"))
     maps = attr(torch.rand(1, 3, 16, 16), torch.tensor([2]))
     assert maps.shape == (1, 1, 16, 16)
     assert bool(((maps >= 0) & (maps <= 1)).all())
@@ -75,7 +75,7 @@ def test_method_names_and_gfi_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(GuidedFeatureInversion, "attribute", fake_attribute)
     model = toy_convnet()
-    layer = resolve_module(model, "3")
+    layer = resolve_module(model, "conv2")
     x, t = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
     for name in ("gfi", "gfi:paper", "gfi:authors"):
         assert make_method(name, model, layer)(x, t).shape == (2, 1, 8, 8)

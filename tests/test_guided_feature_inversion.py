@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _nets import TinyConvNet, TinyConvNetWithArgs
 from captum.attr import LayerAttribution
 from torch import Tensor, nn
 
 from captum_gfi import GuidedFeatureInversion
+from captum_gfi.demo.toy import TinyConvNet
 
 FAST = {"inversion_steps": 3, "target_steps": 4}
+
+
+class TinyConvNetWithArgs(TinyConvNet):
+    """Adds ``scale * extra`` to the logits: tests additional_forward_args."""
+
+    def forward(self, x: Tensor, extra: Tensor, scale: float = 1.0) -> Tensor:  # type: ignore[override]
+        return super().forward(x) + scale * extra
 
 
 def make_gfi(net: TinyConvNet) -> GuidedFeatureInversion:

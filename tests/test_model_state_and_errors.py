@@ -7,10 +7,10 @@ from contextlib import AbstractContextManager
 
 import pytest
 import torch
-from _nets import TinyConvNet
 from torch import Tensor, nn
 
 from captum_gfi import GuidedFeatureInversion
+from captum_gfi.demo.toy import TinyConvNet
 
 FAST = {"inversion_steps": 2, "target_steps": 2}
 

@@ -273,4 +273,3 @@ def test_benchmark_smoke_via_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert rows[("limit", 2)]["vs_limit_per_repeat"] == [1.0]
     assert len(rows[("gfi", 2)]["vs_limit_per_repeat"]) == 1
     assert all(r["median_s"] > 0 and len(r["times_s"]) == 1 for r in report["results"])
-

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from captum_gfi import GuidedFeatureInversion
+from captum_gfi.demo.toy import toy_convnet
 from captum_gfi.evaluation.benchmark_metrics import energy_share, pointing_hits
 from captum_gfi.evaluation.quantus_adapter import explain_func, patch_quantus_auc
-from captum_gfi.evaluation.runner import toy_convnet
 
 quantus = pytest.importorskip("quantus")
 
@@ -33,7 +33,7 @@ def batch() -> tuple[torch.nn.Module, np.ndarray, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("method", ["saliency", "gradcam", "ig", "gfi"])
 def test_quantus_agrees_with_our_pointing_and_energy(one_thread: None, batch, method) -> None:
     model, x, y, s = batch
-    kwargs = {"method": method, "layer": "3"}
+    kwargs = {"method": method, "layer": "conv2"}
     a = explain_func(model, x, y, **kwargs)
     assert a.shape == (N, 1, S, S) and a.dtype == np.float32
     pg = quantus.PointingGame(disable_warnings=True, display_progressbar=False)
@@ -69,9 +69,9 @@ def test_explain_func_center_and_bad_arguments(batch) -> None:
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['steps'\]; only the gfi"):
         explain_func(model, x, y, method="center", steps=3)
     with pytest.raises(TypeError, match=r"\['steps'\]; GFI takes the keyword arguments"):
-        explain_func(model, x, y, method="gfi", layer="3", steps=3)
+        explain_func(model, x, y, method="gfi", layer="conv2", steps=3)
     with pytest.raises(TypeError, match="return_weights"):
-        explain_func(model, x, y, method="gfi", layer="3", return_weights=True)
+        explain_func(model, x, y, method="gfi", layer="conv2", return_weights=True)
     with pytest.raises(ValueError, match="targets"):
         explain_func(model, x, y[:3], method="saliency")
 
@@ -112,14 +112,14 @@ def test_quantus_auc_metrics_run(one_thread: None, batch) -> None:
 def test_explain_func_passes_gfi_options(one_thread: None, batch) -> None:
     model, x, y, _ = batch
     options = {"target_steps": 2, "inversion_steps": 1, "seed": 3, "lr": 0.05}
-    a = explain_func(model, x, y, method="gfi", layer="3", **options)
-    gfi = GuidedFeatureInversion(model, model[3])
+    a = explain_func(model, x, y, method="gfi", layer="conv2", **options)
+    gfi = GuidedFeatureInversion(model, model.conv2)
     expected = gfi.attribute(torch.from_numpy(x), target=torch.from_numpy(y), **options)
     np.testing.assert_array_equal(a, expected.detach().numpy())
-    default = explain_func(model, x, y, method="gfi", layer="3")
+    default = explain_func(model, x, y, method="gfi", layer="conv2")
     assert not np.allclose(a, default)  # the options took effect
     # a setting by name, and its fields overridden
-    refined = explain_func(model, x, y, method="gfi:refined", layer="3", target_steps=2)
+    refined = explain_func(model, x, y, method="gfi:refined", layer="conv2", target_steps=2)
     expected = gfi.attribute(torch.from_numpy(x), target=torch.from_numpy(y), setting="refined",
                              target_steps=2, seed=0)  # fmt: skip
     np.testing.assert_array_equal(refined, expected.detach().numpy())
@@ -128,7 +128,7 @@ def test_explain_func_passes_gfi_options(one_thread: None, batch) -> None:
 def test_quantus_max_sensitivity_with_a_cheap_gfi(one_thread: None, batch) -> None:
     model, x, y, _ = batch
     metric = quantus.MaxSensitivity(nr_samples=2, disable_warnings=True, display_progressbar=False)
-    kwargs = {"method": "gfi:refined", "layer": "3", "target_steps": 2}
+    kwargs = {"method": "gfi:refined", "layer": "conv2", "target_steps": 2}
     scores = metric(model=model, x_batch=x[:2], y_batch=y[:2], a_batch=None,
                     explain_func=explain_func, explain_func_kwargs=kwargs,
                     device="cpu")  # fmt: skip

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _nets import TinyConvNet
 from torch import Tensor, nn
 
 from captum_gfi import GuidedFeatureInversion
+from captum_gfi.demo.toy import TinyConvNet
 
 FAST = {"inversion_steps": 2, "target_steps": 2}
 Untouched = Callable[[nn.Module], AbstractContextManager[None]]
