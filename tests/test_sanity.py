@@ -102,6 +102,20 @@ def test_a_gradient_method_decorrelates_and_passes() -> None:
     assert saliency.passed
 
 
+def test_a_peer_runs_through_the_same_factory() -> None:
+    pytest.importorskip("pytorch_grad_cam", reason="the peers extra is not installed")
+    model = _net()
+    x, t = _inputs()
+    # pytorch-grad-cam's GradCAM is Captum's up to a per-map scale: same ranks, same result
+    peer = cascading_randomization(model, method_factory("pgc_gradcam", "conv2"), x, t)
+    ours = cascading_randomization(model, method_factory("gradcam", "conv2"), x, t)
+    np.testing.assert_allclose(peer.spearman, ours.spearman, rtol=0, atol=1e-3)
+    with pytest.raises(ValueError, match="for the peers"):
+        method_factory("gradcam", "conv2", batch_size=4)
+    with pytest.raises(ValueError, match="a method of make_method or a peer"):
+        method_factory("gradcam+")
+
+
 def test_the_callers_model_and_generators_are_untouched_and_runs_repeat() -> None:
     model = _net(batch_norm=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -43,7 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .methods import make_method, resolve_module
+from .methods import is_method, make_method, resolve_module
+from .peers import is_peer, make_peer
 from .rank_correlation import spearman
 
 __all__ = [
@@ -128,20 +129,35 @@ class RandomizationResult:
 
 
 def method_factory(
-    name: str, layer: str | None = None, inversion_layer: str | None = None
+    name: str,
+    layer: str | None = None,
+    inversion_layer: str | None = None,
+    **peer_options: Any,
 ) -> MethodFactory:
     r"""
-    A :data:`MethodFactory` for a :func:`~captum_gfi.evaluation.methods.make_method` name
-    whose layers are given by their dotted paths (found again in every copy).
+    A :data:`MethodFactory` for a method of
+    :func:`~captum_gfi.evaluation.methods.make_method` or a peer of
+    :func:`~captum_gfi.evaluation.peers.make_peer`, whose layers are given by their dotted
+    paths (found again in every copy).
+
+    Args:
+        name (str): the method's name.
+        layer (str, optional): path of the layer of GFI and the CAMs.
+        inversion_layer (str, optional): path of GFI's ``l0``.
+        **peer_options: keyword arguments of ``make_peer`` (a peer only).
     """
+    peer = is_peer(name)
+    if peer_options and not peer:
+        raise ValueError(f"options {sorted(peer_options)} are for the peers, not {name!r}")
+    if not peer and not is_method(name):
+        raise ValueError(f"`name` must be a method of make_method or a peer, got {name!r}")
 
     def factory(model: nn.Module) -> AttributionFn:
-        return make_method(
-            name,
-            model,
-            None if layer is None else resolve_module(model, layer),
-            None if inversion_layer is None else resolve_module(model, inversion_layer),
-        )
+        found = None if layer is None else resolve_module(model, layer)
+        if peer:
+            return make_peer(name, model, found, **peer_options)
+        inversion = None if inversion_layer is None else resolve_module(model, inversion_layer)
+        return make_method(name, model, found, inversion)
 
     return factory
 
