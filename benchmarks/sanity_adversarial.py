@@ -11,7 +11,8 @@ cases cover as many photos as possible:
 The cascade for EfficientNet-Lite randomises, from the top: the classifier (``_fc``), the
 head (``_conv_head`` + ``_bn1``), then one stage of blocks at a time (consecutive blocks with
 the same output channels), the stem last; ``--steps K`` keeps the first K steps. Epsilons are
-in grey levels of 255.
+in grey levels of 255. Peers (captum_gfi.evaluation.peers) are methods too; ``--peer-iterations``
+and ``--peer-masks`` scale extremal perturbation and RISE down for a CPU.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from captum_gfi.evaluation.adversarial import fgsm_protocol
 from captum_gfi.evaluation.benchmark_data import case_from_record
 from captum_gfi.evaluation.benchmark_report import load_records
 from captum_gfi.evaluation.methods import check_methods, make_method
+from captum_gfi.evaluation.peers import is_peer, make_peer
 from captum_gfi.evaluation.sanity import cascading_randomization, method_factory
 from captum_gfi.presets import resolve_layers
 
@@ -79,12 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="first K cascade steps")
     parser.add_argument("--epsilons", default="2,8", help="FGSM steps in grey levels of 255")
     parser.add_argument("--skip", choices=["sanity", "adversarial"], default=None)
+    parser.add_argument("--peer-iterations", type=int, default=800, help="extremal's")
+    parser.add_argument("--peer-masks", type=int, default=8000, help="RISE's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    methods = check_methods(args.methods)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    check_methods([m for m in methods if not is_peer(m)] or ["center"])
+    peer_options = {"max_iter": args.peer_iterations, "num_masks": args.peer_masks}
     loaded = load_model(args.model)
     model = loaded.classifier.eval()
     preset = resolve_layers(model)
@@ -105,13 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         "photos": sorted({str(c.source.get("photo")) for c in cases}),
         "steps": ["+".join(s) for s in steps],
         "epsilons": eps,
+        "peer_options": peer_options,
         "sanity": {},
         "seconds": {},
     }
     for name in methods:
         if args.skip != "sanity":
             start = time.perf_counter()
-            r = cascading_randomization(model, method_factory(name, layer, inversion), x, t, steps)
+            options = peer_options if is_peer(name) else {}
+            factory = method_factory(name, layer, inversion, **options)
+            r = cascading_randomization(model, factory, x, t, steps)
             result["seconds"][f"sanity:{name}"] = round(time.perf_counter() - start, 1)
             result["sanity"][name] = {
                 "final": r.final,
@@ -121,8 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             }
             curve = [round(float(v), 3) for v in r.mean()]
             print(name, "sanity", curve, "passed", r.passed, flush=True)
+            args.out.write_text(json.dumps(result, indent=1) + "\n")  # partial results survive
     if args.skip != "adversarial":
-        fns = {m: make_method(m, model, preset.layer, preset.inversion_layer) for m in methods}
+        fns = {
+            m: make_peer(m, model, preset.layer, **peer_options)
+            if is_peer(m)
+            else make_method(m, model, preset.layer, preset.inversion_layer)
+            for m in methods
+        }
         start = time.perf_counter()
         adv = fgsm_protocol(model, x, t, masks, fns, epsilons=eps, batch_size=4)
         result["seconds"]["adversarial"] = round(time.perf_counter() - start, 1)
