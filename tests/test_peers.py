@@ -213,6 +213,9 @@ def test_an_out_of_range_target_fails_at_the_first_forward_pass(name: str) -> No
     assert counter.forward == (4 if name == "extremal_perturbation" else 1)
     with pytest.raises(ValueError, match=">= 0"):
         fn(x, torch.tensor([-1]))
+    if name in GRAD_CAM_METHODS:
+        with pytest.raises(ValueError, match="did not run in the model's forward pass"):
+            make_peer(name, model, nn.Conv2d(8, 16, 3))(x, torch.tensor([0]))
     assert not model.conv2._forward_hooks and all(p.requires_grad for p in model.parameters())
 
 

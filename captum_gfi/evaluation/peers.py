@@ -291,11 +291,19 @@ def _grad_cam(
             try:
                 cam.batch_size = batch_size
                 cam_targets = [targets_module.ClassifierOutputTarget(c) for c in classes]
-                if score_cam_module is not None:
-                    with _quiet_scorecam(score_cam_module):
+                try:
+                    if score_cam_module is not None:
+                        with _quiet_scorecam(score_cam_module):
+                            maps = cam(input_tensor=x, targets=cam_targets)
+                    else:
                         maps = cam(input_tensor=x, targets=cam_targets)
-                else:
-                    maps = cam(input_tensor=x, targets=cam_targets)
+                except (IndexError, TypeError, AttributeError) as err:
+                    if cam.activations_and_grads.activations:
+                        raise
+                    raise ValueError(
+                        f"`layer` ({type(layer).__name__}) did not run in the model's forward "
+                        f"pass, so {name!r} has no activations: pass a layer of the model"
+                    ) from err
             finally:
                 cam.activations_and_grads.release()
         return torch.from_numpy(maps).unsqueeze(1).to(inputs.device)
