@@ -55,7 +55,7 @@ HELP = (
 #: The paper's step counts (Du et al., KDD 2018).
 INVERSION_STEPS = 10
 TARGET_STEPS = 70
-IG_STEPS = 50
+IG_STEPS = 32  # = captum_gfi.evaluation.methods.IG_STEPS, without importing torch (tested)
 
 #: ``--setting``'s default: the recommended setting next to the paper's.
 DEFAULT_SETTINGS = ("refined", "paper")
@@ -184,8 +184,8 @@ class Explanation:
         gfi_maps (dict[str, Tensor]): The class maps of every setting, by name, in the order
                     asked: ``(K, 1, H, W)`` in ``[0, 1]``, row k for ``targets[k]``.
         grad_cam (Tensor): Upsampled LayerGradCam, ``(K, 1, H, W)``.
-        integrated_gradients (Tensor or None): IntegratedGradients, ``(K, 3, H, W)``, if
-                    asked for.
+        integrated_gradients (Tensor or None): IntegratedGradients from a black image,
+                    ``|sum over channels|``, ``(K, 1, H, W)``, if asked for.
         seconds (dict[str, float]): Wall time of each method, for all classes together:
                     ``"gfi:NAME"`` for each setting (both stages), ``"gfi_stage1"`` for the
                     stage-1 mask, ``"grad_cam"`` and ``"integrated_gradients"``.
@@ -250,7 +250,8 @@ def compute_explanation(
                     Default: None (each setting's; paper: 10)
         target_steps (int, optional): GFI stage-2 steps, for every setting.
                     Default: None (each setting's; paper: 70)
-        ig_steps (int): IntegratedGradients steps. Default: 50
+        ig_steps (int): IntegratedGradients steps. Default: 32 (the one configuration of
+                    :func:`captum_gfi.evaluation.methods.make_method`)
         show_progress (bool): Show tqdm progress bars. Default: False
         settings (Sequence[str]): names of ``captum_gfi.settings.SETTINGS``, one class map
                     each. Default: ``("refined", "paper")``
@@ -260,10 +261,10 @@ def compute_explanation(
         Explanation: The maps and the prediction.
     """
     import torch
-    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
     from tqdm import tqdm
 
     from captum_gfi import GuidedFeatureInversion
+    from captum_gfi.evaluation.methods import make_method
     from captum_gfi.presets import resolve_layers
     from captum_gfi.settings import get_setting
 
@@ -338,10 +339,9 @@ def compute_explanation(
 
         bar.set_postfix_str("LayerGradCam")
         start = time.perf_counter()
-        cam = LayerGradCam(classifier, preset.layer).attribute(
-            batch, target=targets, relu_attributions=True
-        )
-        grad_cam = LayerAttribution.interpolate(cam, (size, size), interpolate_mode="bilinear")
+        # the one configuration of each baseline: captum_gfi.evaluation.methods
+        target_tensor = torch.tensor(targets, device=batch.device)
+        grad_cam = make_method("gradcam", classifier, preset.layer)(batch, target_tensor)
         seconds["grad_cam"] = time.perf_counter() - start
         bar.update()
 
@@ -349,10 +349,7 @@ def compute_explanation(
         if integrated_gradients:
             bar.set_postfix_str("IntegratedGradients")
             start = time.perf_counter()
-            integrated = IntegratedGradients(classifier).attribute(
-                batch, baselines=torch.zeros_like(batch), target=targets, n_steps=ig_steps,
-                internal_batch_size=min(ig_steps * len(targets), 16),
-            ).detach()  # fmt: skip
+            integrated = make_method("ig", classifier, ig_steps=ig_steps)(batch, target_tensor)
             seconds["integrated_gradients"] = time.perf_counter() - start
             bar.update()
     return Explanation(
@@ -526,9 +523,31 @@ class _GivenSteps(argparse.Action):
         namespace.given_steps = {*getattr(namespace, "given_steps", ()), self.dest}
 
 
+def check_output_options(out: str | None, dpi: int) -> None:
+    r"""
+    Refuses ``--dpi`` below 1 and an ``--out`` whose suffix names no figure format
+    matplotlib writes, before anything is computed.
+
+    Raises:
+        ValueError: Naming the option, the value and the accepted ones.
+    """
+    if dpi < 1:
+        raise ValueError(f"--dpi must be a positive int, got {dpi}")
+    if out:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = sorted(FigureCanvasBase.get_supported_filetypes())
+        suffix = Path(out).suffix.lower().lstrip(".")
+        if suffix and suffix not in formats:
+            raise ValueError(
+                f"--out {out!r}: {suffix!r} is not a figure format; use one of {', '.join(formats)}"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     r"""Runs ``captum-gfi explain``; returns the exit status."""
     names = parse_setting_names(args.setting)  # fails before loading the model
+    check_output_options(args.out, args.dpi)
     given: set[str] = getattr(args, "given_steps", set())
     from captum_gfi.models import DEFAULT_MODEL, load_model
     from captum_gfi.samples import image_to_tensor, load_image

@@ -184,15 +184,15 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
     calls: list[tuple] = []
 
     def fake_build_cases(
-        kind,
-        model,
-        n,
-        seed=0,
-        min_confidence=0.3,
-        max_per_photo=None,
-        max_tries=None,
-        progress=None,
-    ):  # type: ignore[no-untyped-def]  # noqa: E501
+        kind: str,
+        model: Any,
+        n: int,
+        seed: int = 0,
+        min_confidence: float = 0.3,
+        max_per_photo: int | None = None,
+        max_tries: int | None = None,
+        progress: Any = None,
+    ) -> tuple[list[Case], Stats]:
         calls.append((kind, model.input_size, n, seed, min_confidence, max_tries))
         return _cases(n), Stats(kept=n, tried=n + 2)
 

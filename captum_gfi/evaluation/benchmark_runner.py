@@ -512,7 +512,6 @@ def run(
             if info.is_main:  # the input size is known now: check it before building
                 config = _check_config(out, config)
                 out.mkdir(parents=True, exist_ok=True)
-                write_config(out, config)
             data_key = {k: config.get(k) for k in DATA_KEYS}
             if info.is_main:
                 progress = _BuildProgress(n, not args.no_progress)
@@ -524,6 +523,7 @@ def run(
                 finally:
                     progress.close()
                 check_cases_match(read_records(out), cases)
+                write_config(out, config)  # only once the records are known to fit it
                 stats_dict = (
                     dataclasses.asdict(stats)
                     if dataclasses.is_dataclass(stats) and not isinstance(stats, type)

@@ -33,13 +33,20 @@ from tqdm import tqdm
 from . import distributed as D
 from .benchmark_metrics import CURVE_STEPS
 from .captum_metrics import infidelity_score, sensitivity_score
-from .datasets import Sample, UnreadableImageError, load_dataset, load_image
+from .datasets import (
+    Sample,
+    UnreadableImageError,
+    UnreadableImageWarning,
+    load_dataset,
+    load_image,
+)
 from .localization import PAPER_ALPHAS, wsol_success
 from .methods import METHODS, check_methods, make_method, resolve_module
 from .perturbation_curves import SUBSTRATES, perturbation_curve
 from .pointing import STANDARD_TOLERANCE, grid_pointing_score, make_grid, pointing_hit
 from .records import (
     Record,
+    RecordWarning,
     RunLock,
     ShardWriter,
     check_config,
@@ -530,6 +537,9 @@ def _check_options(args: argparse.Namespace) -> None:
     check_out_dir(args.out)
 
 
+_SHOW_WARNING = warnings.showwarning
+
+
 def _one_line_warning(
     message: Warning | str,
     category: type[Warning],
@@ -538,7 +548,11 @@ def _one_line_warning(
     file: Any = None,
     line: str | None = None,
 ) -> None:
-    print(f"captum-gfi evaluate: warning: {message}", file=sys.stderr)
+    """Skipped records and images as one line each; other warnings as Python shows them."""
+    if issubclass(category, (RecordWarning, UnreadableImageWarning)):
+        print(f"captum-gfi evaluate: warning: {message}", file=sys.stderr)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -546,7 +560,7 @@ def run(args: argparse.Namespace) -> int:
     apply_quick(args)
     _check_options(args)
     with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warning  # one line per skipped record or image
+        warnings.showwarning = _one_line_warning
         if args.dataset in ("composites", "grids"):
             from .benchmark_runner import BENCHMARK_METHODS
             from .benchmark_runner import run as run_benchmark
@@ -609,7 +623,8 @@ def _run_images(args: argparse.Namespace) -> int:
                     try:
                         x = load_image(s.path, args.image_size).to(device)
                     except UnreadableImageError as err:
-                        warnings.warn(f"skipped image {s.id}: {err}", stacklevel=1)
+                        warnings.warn(f"skipped image {s.id}: {err}", UnreadableImageWarning,
+                                      stacklevel=1)  # fmt: skip
                         skipped.append((s.id, str(err)))
                         continue
                     conf, cls = torch.softmax(spec.model(x), 1).max(1)
@@ -641,7 +656,8 @@ def _run_images(args: argparse.Namespace) -> int:
                 try:
                     image = unit_image(unit, args, device)
                 except UnreadableImageError as err:
-                    warnings.warn(f"skipped {unit.kind} {unit.id}: {err}", stacklevel=1)
+                    warnings.warn(f"skipped {unit.kind} {unit.id}: {err}",
+                                  UnreadableImageWarning, stacklevel=1)  # fmt: skip
                     writer.write(skipped_record(unit.id, str(err)))
                     bar.update(1)
                     continue
