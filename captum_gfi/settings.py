@@ -268,7 +268,7 @@ SETTINGS: dict[str, GFISettings] = {
     ),
     # Beyond the paper (docs/research_settings.md): start from Grad-CAM and refine it for
     # 10 steps with the preservation/deletion objective; chosen on the benchmark's tune
-    # splits (session 9), confirmed on its grids (session 10). Until session 10: delta=4.0
+    # splits (2026-11-25), confirmed on its grids (2026-11-26). Until 2026-11-26: delta=4.0
     "refined": GFISettings(
         init=WeightInit.GRADCAM,  # w0 = Grad-CAM's channel weights / max |w0|
         weight_min=None,  # signed weights, no clipping
