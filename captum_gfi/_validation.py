@@ -1,11 +1,14 @@
 """Argument checks and degenerate-result warnings for ``GuidedFeatureInversion``.
 
-Everything that can be checked without the model is checked up front, once,
-before the model is touched (no hook installed, no forward run): a bad call
-fails with a ``ValueError`` or ``TypeError`` that names the argument, the value
-and what is allowed. What needs the model's output (the target's range, the
-layers' output shapes) is checked right after the first (clean) forward pass.
-A result that cannot be informative (a mask constant over the image) gets a
+A setting's fields are checked where the setting is built
+(:class:`~captum_gfi.settings.GFISettings` calls the number checks here), so a bad field,
+or a bad override passed to ``attribute``, fails before the model is touched.
+``attribute`` checks its per-call arguments up front, once, before any hook is installed
+or any forward run: a bad call fails with a ``ValueError`` or ``TypeError`` that names the
+argument, the value and what is allowed. What needs the model (the target against its
+output, the layers' output shapes, training-mode modules and the inputs' channels behind
+any ``forward_func``) is checked in, or right after, the first (clean) forward pass. A
+result that cannot be informative (a mask constant over the image) gets a
 ``UserWarning`` saying why and what to do.
 """
 
