@@ -277,7 +277,7 @@ def test_compute_explanation_maps(cat_explanation: Explanation) -> None:
         assert 0.0 <= float(mask.min()) and float(mask.max()) <= 1.0
     assert e.grad_cam.shape == (1, 1, 224, 224) and float(e.grad_cam.min()) >= 0.0  # ReLU
     assert e.integrated_gradients is not None
-    assert e.integrated_gradients.shape == (1, 3, 224, 224)
+    assert e.integrated_gradients.shape == (1, 1, 224, 224)
     assert float(e.integrated_gradients.abs().sum()) > 0.0
     assert set(e.seconds) == {
         "gfi_stage1", "gfi:refined", "gfi:paper", "grad_cam", "integrated_gradients",

@@ -24,24 +24,19 @@ may come from either split (there are too few photos per split for 3x3 grids).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import math
-import sys
 import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
-from captum_gfi.models import LoadedModel
+from torch import Tensor, nn
 
 from .photos import PHOTO_FILES, available_photos, load_photo, photo_boxes
 
@@ -64,6 +59,18 @@ __all__ = [
 ]
 
 Box = tuple[int, int, int, int]
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """What the cases need of a model: :class:`captum_gfi.demo.models.LoadedModel` is one."""
+
+    model: nn.Module  # the raw network (the per-model caches are keyed on it)
+    classifier: nn.Module  # the network taking images in [0, 1]
+    name: str
+    input_size: int
+    categories: list[str]
+
 
 #: Photos of objects and scenes tried as foregrounds (their crops, see
 #: :func:`candidate_crops`). The others (textures, microscopy, astronomy) only serve as
@@ -174,7 +181,7 @@ def assign_splits(photos: Sequence[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- classification
 
 
-def _probabilities(model: LoadedModel, images: Tensor) -> Tensor:
+def _probabilities(model: Classifier, images: Tensor) -> Tensor:
     """Softmax over classes for ``(N, 3, S, S)`` images, :data:`BATCH_SIZE` at a time."""
     with torch.inference_mode():
         chunks = [
@@ -228,7 +235,7 @@ _PHOTO_CLASS_CACHE: weakref.WeakKeyDictionary[Any, dict[int, dict[str, tuple[int
 )
 
 
-def foreground_photos(model: LoadedModel, min_confidence: float = 0.5) -> list[Foreground]:
+def foreground_photos(model: Classifier, min_confidence: float = 0.5) -> list[Foreground]:
     r"""
     The foregrounds of the benchmark for ``model``: the crops of
     :data:`FOREGROUND_CANDIDATES` (:func:`candidate_crops`) whose top-1 probability is at
@@ -238,7 +245,7 @@ def foreground_photos(model: LoadedModel, min_confidence: float = 0.5) -> list[F
     :func:`resize_image`), in batches. The result is cached per model.
 
     Args:
-        model (LoadedModel): The classifier, see :func:`captum_gfi.models.load_model`.
+        model (Classifier): The classifier, see :func:`captum_gfi.demo.models.load_model`.
         min_confidence (float): Minimum top-1 probability of a kept crop.
                     Default: 0.5
 
@@ -247,8 +254,11 @@ def foreground_photos(model: LoadedModel, min_confidence: float = 0.5) -> list[F
         :func:`candidate_crops`; ``split`` is set by :func:`assign_splits` over the kept
         photos.
     """
-    if not isinstance(model, LoadedModel):
-        raise TypeError(f"model must be a LoadedModel, got {type(model).__name__}")
+    if not isinstance(model, Classifier):
+        raise TypeError(
+            "model must be a captum_gfi.demo.models.LoadedModel (or have its model, classifier, "
+            f"name, input_size and categories), got {type(model).__name__}"
+        )
     if not 0.0 < min_confidence <= 1.0:
         raise ValueError(f"min_confidence must be in (0, 1], got {min_confidence!r}")
     size = model.input_size
@@ -282,7 +292,7 @@ def foreground_photos(model: LoadedModel, min_confidence: float = 0.5) -> list[F
     return list(result)
 
 
-def _photo_classes(model: LoadedModel) -> dict[str, tuple[int, float]]:
+def _photo_classes(model: Classifier) -> dict[str, tuple[int, float]]:
     """Top-1 class and probability of every installed photo, whole and stretched."""
     size = model.input_size
     cache = _PHOTO_CLASS_CACHE.setdefault(model.model, {})
@@ -411,7 +421,7 @@ def _tile(images: Sequence[Tensor], k: int, size: int, target_cell: int) -> tupl
     return canvas, box
 
 
-def _composite_maker(model: LoadedModel, foregrounds: list[Foreground], seed: int) -> _Maker:
+def _composite_maker(model: Classifier, foregrounds: list[Foreground], seed: int) -> _Maker:
     size = model.input_size
     groups = _group_by_photo(foregrounds)
     backgrounds = {
@@ -455,7 +465,7 @@ def _composite_maker(model: LoadedModel, foregrounds: list[Foreground], seed: in
 
 
 def _grid_maker(
-    model: LoadedModel, foregrounds: list[Foreground], seed: int
+    model: Classifier, foregrounds: list[Foreground], seed: int
 ) -> tuple[_Maker, tuple[int, ...]]:
     size = model.input_size
     groups = _group_by_photo(foregrounds)
@@ -510,7 +520,7 @@ def _grid_maker(
 
 def build_cases(
     kind: str,
-    model: LoadedModel,
+    model: Classifier,
     n: int,
     seed: int = 0,
     min_confidence: float = 0.3,
@@ -544,7 +554,7 @@ def build_cases(
 
     Args:
         kind (str): ``"composites"`` or ``"grids"``.
-        model (LoadedModel): The classifier; ``S = model.input_size``.
+        model (Classifier): The classifier; ``S = model.input_size``.
         n (int): Number of cases wanted (positive).
         seed (int): Random seed.
                     Default: 0
@@ -729,7 +739,7 @@ def case_from_record(record: dict[str, Any], size: int) -> BenchmarkCase:
 
 
 def describe(
-    model: LoadedModel,
+    model: Classifier,
     n_composites: int = 200,
     n_grids: int = 200,
     seed: int = 0,
@@ -740,7 +750,7 @@ def describe(
     and classes per split, and the tried / kept / rejected counts of both kinds.
 
     Args:
-        model (LoadedModel): The classifier.
+        model (Classifier): The classifier.
         n_composites (int): Composites to build (0 skips them).
                     Default: 200
         n_grids (int): Grids to build (0 skips them).
@@ -788,29 +798,3 @@ def describe(
             "seconds": round(time.perf_counter() - start, 2),
         }
     return summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m captum_gfi.evaluation.benchmark_data --model NAME``: print
-    :func:`describe` as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--model", default="efficientnet-lite0")
-    parser.add_argument("--n-composites", type=int, default=200)
-    parser.add_argument("--n-grids", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-per-photo", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    from captum_gfi.models import load_model
-
-    summary = describe(
-        load_model(args.model), args.n_composites, args.n_grids, args.seed, args.max_per_photo
-    )
-    json.dump(summary, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
