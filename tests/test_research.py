@@ -1,0 +1,52 @@
+"""research/settings_search.py: the setting search as settings of the package, and the
+tables of docs/research_settings.md regenerated from the committed stores."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from captum_gfi.settings import SETTINGS, get_setting
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _search() -> ModuleType:
+    path = REPO / "research" / "settings_search.py"
+    spec = importlib.util.spec_from_file_location("settings_search", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("settings_search", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_candidate_is_a_registered_setting() -> None:
+    search = _search()
+    names = search.register_candidates()
+    try:
+        assert names == [search.PREFIX + n for n in search.CANDIDATES]
+        for name in names:
+            assert get_setting(name) == search.CANDIDATES[name[len(search.PREFIX) :]]
+        # the shipped settings are the search's winners, field for field
+        assert search.CANDIDATES["c10_beta6"] == SETTINGS["refined"]
+        assert search.CANDIDATES["paper"] == SETTINGS["paper"]
+        assert set(search.CANDIDATES).isdisjoint(search.NOT_SETTINGS)
+    finally:
+        for name in names:
+            SETTINGS.pop(name, None)
+
+
+def test_the_docs_tables_regenerate_from_the_committed_stores() -> None:
+    search = _search()
+    rows: set[str] = set()
+    for store in sorted((REPO / "docs" / "research_settings").glob("*.json")):
+        rows |= set(search.report_table(json.loads(store.read_text())).splitlines()[3:])
+    doc = (REPO / "docs" / "research_settings.md").read_text().splitlines()
+    quoted = [line for line in doc if re.match(r"^\| [\w.\-]+ \| [0-9.]+ \(", line)]
+    assert len(quoted) >= 30
+    assert [line for line in quoted if line not in rows] == []
