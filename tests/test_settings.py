@@ -120,12 +120,14 @@ def test_register_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from captum_gfi import settings as module
 
     mine = dataclasses.replace(SETTINGS["paper"], delta=2.0)
-    register_setting("mine", mine)
-    assert module.SETTINGS["mine"] is mine and get_setting("mine") is mine
-    with pytest.raises(ValueError, match="a setting named 'mine' exists"):
-        register_setting("mine", mine)
-    register_setting("mine", SETTINGS["authors"], overwrite=True)
-    assert get_setting("mine") is SETTINGS["authors"]
+    register_setting("registered-by-test", mine)
+    assert (
+        module.SETTINGS["registered-by-test"] is mine and get_setting("registered-by-test") is mine
+    )
+    with pytest.raises(ValueError, match="a setting named 'registered-by-test' exists"):
+        register_setting("registered-by-test", mine)
+    register_setting("registered-by-test", SETTINGS["authors"], overwrite=True)
+    assert get_setting("registered-by-test") is SETTINGS["authors"]
     with pytest.raises(TypeError, match="settings must be a GFISettings"):
         register_setting("other", {"lr": 1.0})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="non-empty str"):
