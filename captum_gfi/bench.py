@@ -52,6 +52,8 @@ from captum_gfi.evaluation.photos import load_photo
 from captum_gfi.guided_feature_inversion import GuidedFeatureInversion
 from captum_gfi.presets import LayerPreset, resolve_layers
 
+__all__ = ["HELP", "add_arguments", "main", "run"]
+
 HELP = (
     "time GFI against the floor of its forward/backward passes and against Captum's "
     "IntegratedGradients, LayerGradCam and Occlusion"

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 pytest.importorskip("skimage")
 pytest.importorskip("sklearn")
 
+from captum_gfi.demo.models import LoadedModel  # noqa: E402
 from captum_gfi.evaluation.benchmark_data import (  # noqa: E402
     FOREGROUND_CANDIDATES,
     BenchmarkCase,
@@ -22,11 +23,9 @@ from captum_gfi.evaluation.benchmark_data import (  # noqa: E402
     candidate_crops,
     case_from_record,
     foreground_photos,
-    load_photo,
-    photo_boxes,
     resize_image,
 )
-from captum_gfi.models import LoadedModel  # noqa: E402
+from captum_gfi.evaluation.photos import load_photo, photo_boxes  # noqa: E402
 
 SIZE = 64
 

@@ -39,7 +39,6 @@ from torch import Tensor, nn
 
 from .._hooks import preserved_model_state
 from .benchmark_metrics import energy_share, pointing_hits
-from .methods import predict
 from .pointing import STANDARD_TOLERANCE
 from .rank_correlation import spearman
 
@@ -56,6 +55,12 @@ AttributionFn = Callable[[Tensor, Tensor], Tensor]
 DEFAULT_EPSILONS: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 #: What is measured per kept case and method.
 METRICS: tuple[str, ...] = ("energy_share", "pointing_hit", "rank_correlation")
+
+
+@torch.no_grad()
+def _top1(model: nn.Module, inputs: Tensor) -> Tensor:
+    """The model's top-1 class of each input."""
+    return model(inputs).argmax(dim=1)
 
 
 def _cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -227,12 +232,12 @@ def fgsm_protocol(
     n = x.shape[0]
     eps = tuple(float(e) for e in epsilons)
 
-    clean_class = predict(model, x)[1]
+    clean_class = _top1(model, x)
     adversarial, adv_class = [], []
     for e in eps:
         xa = fgsm_examples(model, x, t, e, lower_bound, upper_bound)
         adversarial.append(xa)
-        adv_class.append(predict(model, xa)[1])
+        adv_class.append(_top1(model, xa))
     adv_classes = torch.stack(adv_class)
     kept = (clean_class == t)[None] & (adv_classes != t[None])
     any_kept = kept.any(0)

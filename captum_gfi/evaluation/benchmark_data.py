@@ -43,9 +43,9 @@ from .photos import PHOTO_FILES, available_photos, load_photo, photo_boxes
 __all__ = [
     "BACKGROUND_PHOTOS",
     "FOREGROUND_CANDIDATES",
-    "PHOTO_FILES",
     "BenchmarkCase",
     "BuildStats",
+    "Classifier",
     "Foreground",
     "assign_splits",
     "build_cases",
@@ -53,8 +53,6 @@ __all__ = [
     "case_from_record",
     "describe",
     "foreground_photos",
-    "load_photo",
-    "photo_boxes",
     "resize_image",
 ]
 

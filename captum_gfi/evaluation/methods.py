@@ -52,6 +52,22 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
+__all__ = [
+    "CENTER_SIGMA",
+    "GFI_PAPER_SETTING",
+    "IG_INTERNAL_BATCH_SIZE",
+    "IG_STEPS",
+    "METHODS",
+    "OCCLUSION_PER_EVAL",
+    "OCCLUSION_WINDOW",
+    "AttributionFn",
+    "center_map",
+    "check_methods",
+    "is_method",
+    "make_method",
+    "resolve_module",
+]
+
 AttributionFn = Callable[[Tensor, Tensor], Tensor]
 
 #: The method names :func:`make_method` accepts, besides ``gfi:<setting>``.
@@ -250,9 +266,3 @@ def resolve_module(model: nn.Module, path: str) -> nn.Module:
         return model.get_submodule(path)
     except AttributeError as err:
         raise ValueError(f"`layer` {path!r} is not a sub-module of the model") from err
-
-
-@torch.no_grad()
-def predict(model: nn.Module, inputs: Tensor) -> tuple[Tensor, Tensor]:
-    """Top-1 ``(probabilities, classes)`` of ``inputs``."""
-    return torch.softmax(model(inputs), dim=1).max(dim=1)
