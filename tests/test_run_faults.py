@@ -388,3 +388,11 @@ def test_progress_bars_with_eta_while_building_and_running(
     err = capsys.readouterr().err
     assert "building cases: 100%" in err and "4/4" in err
     assert "methods[rank 0]: 100%" in err and "8/8" in err  # 4 cases x 2 methods
+
+
+def test_a_run_that_failed_to_start_does_not_pin_its_options(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    assert main([*ARGS, "--root", str(tmp_path / "typo"), "--out", str(out)]) == 2
+    assert not (out / "config.json").exists()
+    assert _run(folder, out) == 0  # the corrected --root is not refused
+    assert json.loads((out / "config.json").read_text())["root"] == str(folder.resolve())

@@ -97,6 +97,7 @@ BOX_PROTOCOLS = frozenset({"wsol", "pointing"})
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``evaluate`` options."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # HELP's lines as written
     a = parser.add_argument
     a(
         "--dataset",
@@ -597,12 +598,12 @@ def _run_images(args: argparse.Namespace) -> int:
         if info.is_main:  # before anything is loaded: fail fast
             lock.acquire()
             config = check_config(out, config, CONFIG_KEYS)
-            if not args.report_only:
-                write_config(out, config)
         device = setup_device(args, info.local_rank)
         skipped: list[tuple[str, str]] = []
         samples = load_dataset(args.dataset, args.root, args.split, skipped)
         spec = load_model(args)
+        if info.is_main and not args.report_only:  # stored once the data and model load
+            write_config(out, config)
         spec.model.to(device)
         for param in spec.model.parameters():
             param.requires_grad_(False)
