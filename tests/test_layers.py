@@ -8,6 +8,7 @@ the one place that says which layer a module belongs to (docs/index.md shows it 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,21 @@ def test_the_check_sees_imports() -> None:
     assert "captum_gfi.evaluation.methods" in graph["captum_gfi.evaluation.runner"]
     assert "captum_gfi.evaluation.photos" in graph["captum_gfi.evaluation.datasets"]
     assert "captum_gfi.guided_feature_inversion" in graph["captum_gfi.bench"]
+
+
+def test_docs_index_shows_the_layer_table() -> None:
+    rows = {}
+    names = {"core": "core", "evaluation library": "evaluation", "demo assets": "demo",
+             "commands": "commands", "scripts and research": "scripts"}  # fmt: skip
+    text = (REPO / "docs" / "index.md").read_text()
+    section = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in names:
+            rows[names[cells[0]]] = set(re.findall(r"`([^`]+)`", cells[1]))
+    assert set(rows) == set(LAYERS)
+    for module, layer in MODULES.items():
+        path = _package_modules()[module].relative_to(REPO / "captum_gfi").as_posix()
+        assert path in rows[layer], f"docs/index.md: {path} is not in the {layer} row"
+    listed = set().union(*rows.values())
+    assert len(listed) == len(MODULES) + 3  # the modules, scripts/, benchmarks/, research/
