@@ -701,14 +701,14 @@ def warn_if_degenerate(
             f"for example(s) {_examples(same_idx)}, the input equals its background p "
             '(e.g. a constant image with baseline="blur", or blur_radius=0), so the mask '
             "changes nothing in Eq. (2) and (4) and the optimisation has no signal (the "
-            "weights only shrink under the L1 penalty): use an image with content, or "
+            "weights only shrink under the prior): use an image with content, or "
             'another baseline ("mean", "noise" or a tensor)'
         )
     if constant_idx:
         reasons.append(
             f"the mask of example(s) {_examples(constant_idx)} is constant over the image "
             "(all zeros): every channel weight was driven to zero, or the weighted channels "
-            "cancel out: try a smaller delta or gamma (weaker L1 penalty), fewer steps or a "
+            "cancel out: try a smaller delta or gamma (a weaker prior), fewer steps or a "
             "smaller lr, or an earlier layer"
         )
     if reasons:
