@@ -85,7 +85,7 @@ class Row:
 
 
 # ------------------------------------------------------------------ models
-def build_model(name: str, seed: int = 0) -> tuple[nn.Module, LayerPreset]:
+def _build_model(name: str, seed: int = 0) -> tuple[nn.Module, LayerPreset]:
     """The model (eval mode) and GFI's layers for it, from the package's one loader
     (:func:`captum_gfi.demo.models.load_model`). ResNet-18 and VGG-19 are randomly
     initialised (seeded): speed does not depend on the weights. ``tiny`` is the toy
@@ -158,7 +158,7 @@ def make_methods(
 
 
 # ------------------------------------------------------------------- run
-def machine_info(device: torch.device) -> dict[str, Any]:
+def _machine_info(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -194,9 +194,9 @@ def _batch_sizes_for(model: str, args: argparse.Namespace) -> list[int]:
     return list(args.batch_sizes)
 
 
-def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> list[Row]:
+def _bench_model(name: str, args: argparse.Namespace, device: torch.device) -> list[Row]:
     dtype = DTYPES[args.dtype]
-    model, preset = build_model(name, args.seed)
+    model, preset = _build_model(name, args.seed)
     model = model.to(device=device, dtype=dtype)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -239,7 +239,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> li
     return rows
 
 
-def format_table(rows: Sequence[Row]) -> str:
+def _format_table(rows: Sequence[Row]) -> str:
     limits = {(r.model, r.batch_size): r.median_s for r in rows if r.method == "limit"}
     header = (
         f"{'model':<18} {'method':<10} {'N':>4} {'median s':>10} {'s/image':>9} "
@@ -278,7 +278,7 @@ def pearson(a: Tensor, b: Tensor) -> float:
     return float((x * y).sum()) / den if den > 0 else float("nan")
 
 
-def agreement_photos(size: int = 224) -> dict[str, Tensor]:
+def _agreement_photos(size: int = 224) -> dict[str, Tensor]:
     """Three real photos of the registry (:mod:`captum_gfi.evaluation.photos`), resized
     (bilinear, antialiased) and centre-cropped to ``size``, in [0, 1], (1, 3, size, size)."""
     import torch.nn.functional as F
@@ -298,7 +298,7 @@ def agreement_photos(size: int = 224) -> dict[str, Tensor]:
     return photos
 
 
-def mask_agreement(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+def _mask_agreement(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     """GFI on EfficientNet-Lite0 and real photos with autocast / channels_last on and
     off: Pearson r with the default float32 mask, max |difference|, and time."""
     model = load_model("efficientnet-lite0").model.to(device)
@@ -316,7 +316,7 @@ def mask_agreement(args: argparse.Namespace, device: torch.device) -> list[dict[
         ("autocast+channels_last", model_cl, {"autocast": True, "channels_last": True}),
     ]
     results = []
-    for name, photo in agreement_photos(args.image_size).items():
+    for name, photo in _agreement_photos(args.image_size).items():
         x = ((photo.to(device) - mean) / std).contiguous()
         with torch.no_grad():
             target = int(model(x).argmax(dim=1))
@@ -355,7 +355,7 @@ def mask_agreement(args: argparse.Namespace, device: torch.device) -> list[dict[
     return results
 
 
-def format_agreement(results: Sequence[dict[str, Any]]) -> str:
+def _format_agreement(results: Sequence[dict[str, Any]]) -> str:
     header = f"{'photo':<10} {'config':<24} {'pearson r':>10} {'max |diff|':>11} {'time s':>8}"
     lines = [header, "-" * len(header)]
     for r in results:
@@ -448,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"unknown method {m!r}; choose from {METHODS}")
     if args.repeats < 1:
         raise ValueError("--repeats must be at least 1")
-    info = machine_info(device)
+    info = _machine_info(device)
     report: dict[str, Any] = {"machine": info, "args": dict(vars(args))}
     report["args"].pop("_run", None)
     print(
@@ -456,16 +456,16 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.agreement:
-        results = mask_agreement(args, device)
+        results = _mask_agreement(args, device)
         report["agreement"] = results
-        print(format_agreement(results))
+        print(_format_agreement(results))
     else:
         rows: list[Row] = []
         for name in args.models:
-            rows.extend(bench_model(name, args, device))
+            rows.extend(_bench_model(name, args, device))
         limit_rows = {(r.model, r.batch_size): r for r in rows if r.method == "limit"}
         report["results"] = [_row_dict(r, limit_rows) for r in rows]
-        print(format_table(rows))
+        print(_format_table(rows))
     with contextlib.suppress(OSError, AttributeError):
         report["machine"]["load_average_end"] = os.getloadavg()
     with open(args.out, "w") as f:
