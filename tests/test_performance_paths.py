@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from captum_gfi import GuidedFeatureInversion
 from captum_gfi._hooks import LayerTap
 from captum_gfi.bench import limit_passes, pearson
+from captum_gfi.demo.toy import TinyConvNet
 from captum_gfi.guided_feature_inversion import _ProjectedAdam, _target_on_device
 from captum_gfi.mask import (
     INTERPOLATE_MODES,
@@ -32,27 +33,10 @@ STEPS = {"inversion_steps": 3, "target_steps": 4}
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 
 
-class Net(nn.Module):
-    """conv -> relu -> conv -> relu -> pool -> linear, with BatchNorm (eval mode)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 3, stride=2, padding=1)
-        self.bn = nn.BatchNorm2d(6)
-        self.conv2 = nn.Conv2d(6, 8, 3, stride=2, padding=1)
-        self.relu = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(2)
-        self.fc = nn.Linear(32, 5)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(self.bn(self.conv1(x)))
-        x = self.relu(self.conv2(x))
-        return self.fc(self.pool(x).flatten(1))
-
-
-def make_net(dtype: torch.dtype = torch.float32) -> Net:
+def make_net(dtype: torch.dtype = torch.float32) -> TinyConvNet:
+    """The toy net with a BatchNorm after conv2, with non-trivial running statistics."""
     torch.manual_seed(0)
-    net = Net().eval().to(dtype)
+    net = TinyConvNet(batch_norm=True).eval().to(dtype)
     with torch.no_grad():  # non-trivial BatchNorm statistics
         net.bn.running_mean.uniform_(-0.5, 0.5)
         net.bn.running_var.uniform_(0.5, 2.0)
