@@ -112,7 +112,7 @@ def load_sample(name: str) -> Image.Image:
         package = {"skimage": "scikit-image", "sklearn": "scikit-learn"}[photo.split(":")[0]]
         raise ImportError(
             f"sample {key!r} ships with {package}; install the demo extra: "
-            "pip install 'captum-gfi[demo]'"
+            "pip install -e '.[demo]' in a clone of captum-gfi"
         ) from err
     if not path.is_file():
         raise ImportError(f"sample {key!r}: {path} is missing from the installed package")

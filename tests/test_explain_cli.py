@@ -261,7 +261,7 @@ def test_cli_missing_demo_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
     assert main(["explain", "sample:cat", *FAST]) == 2
-    assert "pip install 'captum-gfi[demo]'" in capsys.readouterr().err
+    assert "pip install -e '.[demo]' in a clone of captum-gfi" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------- the maps

@@ -82,7 +82,7 @@ def test_efficientnet_lite0_is_really_imagenet_trained(lite0: LoadedModel) -> No
 
 def test_efficientnet_lite0_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
-    with pytest.raises(ImportError, match=r"captum-gfi\[demo\]"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[demo\]'"):
         load_efficientnet_lite0()
 
 

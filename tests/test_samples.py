@@ -56,7 +56,7 @@ def test_unknown_sample() -> None:
 
 def test_sample_without_scikit_image(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "skimage", None)
-    with pytest.raises(ImportError, match=r"scikit-image.*captum-gfi\[demo\]"):
+    with pytest.raises(ImportError, match=r"scikit-image.*pip install -e '\.\[demo\]'"):
         load_sample("cat")
     assert not {"cat", "coffee", "astronaut", "rocket"} & set(available_samples())
 

