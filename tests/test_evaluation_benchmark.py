@@ -15,10 +15,10 @@ from torch import Tensor
 from captum_gfi.cli import main
 from captum_gfi.demo.toy import toy_convnet
 from captum_gfi.evaluation import distributed as D
+from captum_gfi.evaluation._thumbnails import decode_thumbnail
 from captum_gfi.evaluation.benchmark_report import load_records, summarize_benchmark
 from captum_gfi.evaluation.benchmark_runner import BenchmarkOptions, plan_cases, run_cases
 from captum_gfi.evaluation.methods import resolve_module
-from captum_gfi.evaluation.thumbnails import decode_thumbnail
 
 S = 32
 

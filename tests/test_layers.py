@@ -54,7 +54,7 @@ MODULES: dict[str, str] = {
     "captum_gfi.evaluation.saliency_metrics": "evaluation",
     "captum_gfi.evaluation.sanity": "evaluation",
     "captum_gfi.evaluation.stats": "evaluation",
-    "captum_gfi.evaluation.thumbnails": "evaluation",
+    "captum_gfi.evaluation._thumbnails": "evaluation",
     # demo assets: the one model loader, sample images, the one toy net, figures
     "captum_gfi.demo": "demo",
     "captum_gfi.demo.models": "demo",

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from ._thumbnails import decode_thumbnail
 from .localization import PAPER_ALPHAS, select_alpha
 from .records import Record, read_records
 from .stats import bootstrap_mean_ci, cluster_bootstrap_mean_ci, paired_bootstrap_ci
-from .thumbnails import decode_thumbnail
 
 #: ``(key, title, direction)``: +1 higher is better, -1 lower is better.
 METRICS: tuple[tuple[str, str, int], ...] = (

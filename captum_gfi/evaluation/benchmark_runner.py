@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import distributed as D
+from ._thumbnails import THUMB_SIZE, encode_thumbnail, map_thumbnail
 from .benchmark_metrics import (
     CURVE_STEPS,
     energy_share,
@@ -66,7 +67,6 @@ from .records import (
     record_key,
     write_config,
 )
-from .thumbnails import THUMB_SIZE, encode_thumbnail, map_thumbnail
 
 #: ``--dataset`` values handled here.
 BENCHMARK_DATASETS: tuple[str, ...] = ("composites", "grids")
