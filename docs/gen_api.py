@@ -37,9 +37,14 @@ HEADER = """\
      `python docs/gen_api.py`. -->
 
 Everything public in `captum_gfi`. Most users need only
-[`captum_gfi.GuidedFeatureInversion`](#captum_gfiguidedfeatureinversion): the rest are the
-building blocks it is made of, exposed for reuse and for tests. The method and its equations
-are in [method.md](method.md); which equation each function implements is in
+[`captum_gfi.GuidedFeatureInversion`](#captum_gfiguidedfeatureinversion), its settings
+(`captum_gfi.settings`) and layer presets (`captum_gfi.presets`); the evaluation library's
+entry points and metrics are in `captum_gfi.evaluation`. A module's `__all__` is its public
+API; modules and names with a leading underscore are internal and not listed; the
+command modules (`cli`, `explain`, `bench`, `evaluation.runner`,
+`evaluation.benchmark_runner`) are for the `captum-gfi` command line. The layers the modules
+belong to are in [index.md](index.md#layout). The method and its equations are in
+[method.md](method.md); which equation each function implements is in
 [method.md#where-each-piece-lives-in-the-code](method.md#where-each-piece-lives-in-the-code).
 """
 
