@@ -61,6 +61,7 @@ MODULES: dict[str, str] = {
     "captum_gfi.demo.toy": "demo",
     "captum_gfi.models": "demo",
     "captum_gfi.samples": "demo",
+    "captum_gfi.demo.samples": "demo",
     "captum_gfi.figure": "demo",
     # the commands: argument parsing and runs
     "captum_gfi.cli": "commands",
