@@ -475,6 +475,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/speed.py", description=HELP)
+    parser = argparse.ArgumentParser(prog="scripts/speed.py", description=HELP)
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -65,7 +65,7 @@ def _efficientnet_lite(model: nn.Module) -> LayerPreset:
     # The paper has no EfficientNet setting. The last block's output is the analogue of
     # ResNet's last conv of layer4; on the 2x2 cat/espresso grid of tests/test_real_model.py
     # it put 0.81 / 0.81 of the class maps' mass on the right cells, against 0.69 / 0.77
-    # for the 1x1 head conv (benchmarks/layer_choice.py; docs/howto.md).
+    # for the 1x1 head conv (research/layer_choice.py; docs/howto.md).
     blocks = cast(nn.ModuleList, model._blocks)
     return LayerPreset(blocks[-1], cast(nn.Module, model._bn1), "efficientnet-lite")
 

@@ -316,7 +316,7 @@ def test_rebuild_cases_script_writes_the_cache_evaluate_reuses(
     from captum_gfi.evaluation.benchmark_runner import DATA_KEYS, _cached_cases, case_record
 
     spec = importlib.util.spec_from_file_location(
-        "rebuild_cases", Path(__file__).parents[1] / "benchmarks" / "rebuild_cases.py"
+        "rebuild_cases", Path(__file__).parents[1] / "scripts" / "rebuild_cases.py"
     )
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)

@@ -83,9 +83,7 @@ def _package_modules() -> dict[str, Path]:
 
 
 def _script_files() -> list[Path]:
-    return sorted(
-        p for folder in ("scripts", "benchmarks", "research") for p in (REPO / folder).rglob("*.py")
-    )
+    return sorted(p for folder in ("scripts", "research") for p in (REPO / folder).rglob("*.py"))
 
 
 def _imports(path: Path, module: str) -> set[str]:
@@ -189,4 +187,4 @@ def test_docs_index_shows_the_layer_table() -> None:
         path = _package_modules()[module].relative_to(REPO / "captum_gfi").as_posix()
         assert path in rows[layer], f"docs/index.md: {path} is not in the {layer} row"
     listed = set().union(*rows.values())
-    assert len(listed) == len(MODULES) + 3  # the modules, scripts/, benchmarks/, research/
+    assert len(listed) == len(MODULES) + 2  # the modules, scripts/ and research/

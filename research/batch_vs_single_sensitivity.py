@@ -1,6 +1,6 @@
-"""Why ``setting="refined"`` misses issue 10's float32 batch-vs-single target (1e-3).
+"""Why ``setting="refined"`` misses the float32 batch-vs-single target of 1e-3.
 
-An experiment for docs/research_settings.md (issue 10, item 2), not package code. On the
+An experiment for docs/research_settings.md, not package code. On the
 first test composites of ``first_test_composites`` (the robustness script's cases) it
 prints
 
@@ -16,7 +16,7 @@ If (2) at 1e-7 is as large as the batch-vs-single difference, the gap comes from
 objective's sensitivity to its start, and no batching trick short of bitwise
 batch-invariant kernels reaches 1e-3.
 
-    python benchmarks/batch_vs_single_sensitivity.py --cases 8 --threads 1
+    python research/batch_vs_single_sensitivity.py --cases 8 --threads 1
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from robustness import adam_experiment  # benchmarks/, the script's own folder
+from robustness import adam_experiment  # research/, the script's own folder
 from torch import Tensor
 
 from captum_gfi import guided_feature_inversion as G

@@ -5,7 +5,7 @@ mean difference A - B on the same test cases with a paired bootstrap 95 % interv
 (``captum_gfi.evaluation.stats.paired_bootstrap_ci``), for energy share, pointing,
 top-k precision and insertion - deletion AUC, as one Markdown table:
 
-    python benchmarks/compare.py docs/benchmark/*/* --a gfi:refined --b gradcam
+    python scripts/compare.py docs/benchmark/*/* --a gfi:refined --b gradcam
 
 With ``--by-photo`` the interval resamples the foreground photos, then their cases
 (``captum_gfi.evaluation.stats.cluster_bootstrap_mean_ci``; needs the ``photo`` column that

@@ -2,7 +2,7 @@
 and crops it classifies confidently, and the composites and grids that build from them
 (:func:`captum_gfi.evaluation.benchmark_data.describe`).
 
-    python benchmarks/describe_cases.py --model efficientnet-lite0
+    python scripts/describe_cases.py --model efficientnet-lite0
 """
 
 from __future__ import annotations

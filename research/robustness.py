@@ -1,4 +1,4 @@
-"""Robustness and numerics of GFI settings next to LayerGradCam (issue 10, item 2).
+"""Robustness and numerics of GFI settings next to LayerGradCam.
 
 On the first ``--cases`` test composites of the benchmark (``build_cases``, seed 0), for
 each method:
@@ -12,7 +12,7 @@ each method:
   ``--bf16-cases`` cases: bfloat16 convolutions are slow on CPUs without bf16 units);
 * seconds per image of the plain call (median of the per-batch times, same process).
 
-    python benchmarks/robustness.py --model efficientnet-lite0 --cases 8 \
+    python research/robustness.py --model efficientnet-lite0 --cases 8 \
         --methods gradcam,gfi:refined --out docs/robustness_lite0.json
 """
 

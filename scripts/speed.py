@@ -1,6 +1,6 @@
 """Speed benchmark of Guided Feature Inversion; the same as ``captum-gfi bench``.
 
-Quick run:  python benchmarks/speed.py --models resnet18 --batch-sizes 1 --repeats 1
+Quick run:  python scripts/speed.py --models resnet18 --batch-sizes 1 --repeats 1
 See docs/performance.md for the full run and what each row means.
 """
 

@@ -4,7 +4,7 @@ On the 2x2 cat/espresso grid of tests/test_real_model.py, prints the fraction of
 each class map's mass on its own two cells, for each pair (paper defaults).
 Produces the table in docs/howto.md, "Choose the layers l1 and l0".
 
-    python benchmarks/layer_choice.py [--threads 1]
+    python research/layer_choice.py [--threads 1]
 """
 
 from __future__ import annotations

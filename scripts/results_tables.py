@@ -5,7 +5,7 @@ behind it for energy share, pointing, top-k precision, WSOL box accuracy, insert
 deletion AUC, max-sensitivity and CPU seconds per image (the full tables with intervals
 are each folder's ``summary.md``):
 
-    python benchmarks/results_tables.py docs/benchmark/*/composites
+    python scripts/results_tables.py docs/benchmark/*/composites
 
 ``--time seconds`` shows the wall seconds per image (synchronised; what a GPU run should
 report) in place of the CPU seconds.

@@ -2,13 +2,13 @@
 benchmark run can put a candidate setting beside the shipped ones (``--methods
 ...,gfi:refined_beta6``) before it is adopted:
 
-    python benchmarks/evaluate_variants.py [--no-tf32] evaluate --dataset composites ...
+    python research/evaluate_variants.py [--no-tf32] evaluate --dataset composites ...
 
-The variants (docs/research_settings.md names them by their research-harness names):
+The variants (docs/research_settings.md names them by the setting search's names):
 
 - ``refined_beta6``: ``refined`` with mask-area weight beta = 6 (``c10_beta6`` of the
-  setting search); the shipped ``refined`` since session 10, so now the same setting.
-- ``refined_beta4``: ``refined`` with beta = 4, the shipped ``refined`` until session 10 (the
+  setting search); the shipped ``refined`` since 2026-11-26, so now the same setting.
+- ``refined_beta4``: ``refined`` with beta = 4, the shipped ``refined`` until 2026-11-26 (the
   ``gfi:refined`` records of the runs committed before then).
 
 ``--no-tf32`` turns TensorFloat-32 off for cuDNN convolutions and CUDA matrix products

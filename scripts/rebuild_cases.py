@@ -8,7 +8,7 @@ when the file is missing. The committed run folders keep every case's provenance
 resumed run folder from them in seconds, with the cache key ``evaluate`` expects for the
 run's data options:
 
-    python benchmarks/rebuild_cases.py docs/benchmark/efficientnet-lite2/composites /tmp/lite2
+    python scripts/rebuild_cases.py docs/benchmark/efficientnet-lite2/composites /tmp/lite2
     captum-gfi evaluate --dataset composites --model efficientnet-lite2 --num-cases 200 \\
         --max-per-photo 60 --max-tries 5000 --out /tmp/lite2 --device cuda ...
 

@@ -2,9 +2,9 @@
 every method, through ``captum-gfi evaluate`` (resumable: rerun the same
 command after an interruption). docs/results.md quotes its tables.
 
-    python benchmarks/benchmark.py --model efficientnet-lite0            # n=200 each
-    python benchmarks/benchmark.py --model efficientnet-lite1 --n 100
-    python benchmarks/benchmark.py --model efficientnet-lite0 --report-only
+    python scripts/benchmark.py --model efficientnet-lite0            # n=200 each
+    python scripts/benchmark.py --model efficientnet-lite1 --n 100
+    python scripts/benchmark.py --model efficientnet-lite0 --report-only
 
 It runs, for DATASET in composites and grids::
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The at-scale composites benchmark of docs/results.md, every method on every case, on a GPU.
 #
-#   OUT=/tmp/gpu-out bash benchmarks/gpu_benchmark.sh lite2:200 lite1:200
+#   OUT=/tmp/gpu-out bash scripts/gpu_benchmark.sh lite2:200 lite1:200
 #
 # For each MODEL:SECONDS, the cases of the committed run docs/benchmark/efficientnet-MODEL/
-# composites are rebuilt from its records (benchmarks/rebuild_cases.py; --expect checks the
+# composites are rebuilt from its records (scripts/rebuild_cases.py; --expect checks the
 # images against sums written where the committed run was made, if FINGERPRINTS holds
 # MODEL.json), then `captum-gfi evaluate` runs METHODS on them with the run's own data options
 # in a new folder, in float32 (TF32 off), stopped after SECONDS (the run is resumable: it keeps
@@ -30,14 +30,14 @@ print(c['n'], c['max_per_photo'], c['max_tries'])")
   if [ -n "${FINGERPRINTS:-}" ] && [ -f "$FINGERPRINTS/$m.json" ]; then
     expect=(--expect "$FINGERPRINTS/$m.json")
   fi
-  python3 benchmarks/rebuild_cases.py "$src" "$run" "${expect[@]}"
+  python3 scripts/rebuild_cases.py "$src" "$run" "${expect[@]}"
   rc=$?  # 3: images differ from the fingerprints (reported, the run goes on)
   [ $rc -eq 0 ] || [ $rc -eq 3 ] || exit 1
   if [ -n "${RESUME:-}" ] && [ -f "$RESUME/$m.jsonl" ]; then  # records of an earlier call
     mkdir -p "$run/shards" && cp "$RESUME/$m.jsonl" "$run/shards/rank0.jsonl"
   fi
   start=$(date +%s)
-  timeout "$seconds" python3 benchmarks/evaluate_variants.py --no-tf32 evaluate \
+  timeout "$seconds" python3 research/evaluate_variants.py --no-tf32 evaluate \
     --dataset composites --model "efficientnet-$m" --num-cases "$n" --max-per-photo "$per_photo" \
     --max-tries "$tries" --seed 0 --device "${DEVICE:-cuda}" --out "$run" --methods "$METHODS" \
     --batch-size "$BATCH" --curve-batch-size 256 --no-progress > "$OUT/$m.log" 2>&1

@@ -1,12 +1,12 @@
 """Float32 batch-vs-single agreement of ``setting="refined"`` with a relative Adam epsilon.
 
-An experiment for docs/research_settings.md (issue 10, item 2), not package code: it
+An experiment for docs/research_settings.md, not package code: it
 replaces ``_ProjectedAdam.run`` by the same Adam with ``eps = eps_rel * max|g|`` (per
 example, from the first step's gradient) and prints, for each ``eps_rel``, the largest
 absolute difference between the maps of the whole batch and of each case alone, how far the
 maps move from the shipped setting's, and the mean energy share in the ground truth.
 
-    python benchmarks/adam_eps_batch_vs_single.py --cases 8 --threads 1
+    python research/adam_eps_batch_vs_single.py --cases 8 --threads 1
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 
 import torch
-from robustness import adam_experiment  # benchmarks/, the script's own folder
+from robustness import adam_experiment  # research/, the script's own folder
 from torch import Tensor
 
 from captum_gfi import guided_feature_inversion as G

@@ -5,7 +5,7 @@ The cases are the test-split cases of a committed benchmark run, rebuilt from th
 (no case building, no model needed for that), taken one photo at a time in turn so that a few
 cases cover as many photos as possible:
 
-    python benchmarks/sanity_adversarial.py docs/benchmark/efficientnet-lite0/composites-gpu \\
+    python scripts/sanity_adversarial.py docs/benchmark/efficientnet-lite0/composites-gpu \\
         --methods gradcam,gfi:refined --cases 8 --epsilons 2,8 --out /tmp/sa-lite0.json
 
 The cascade for EfficientNet-Lite randomises, from the top: the classifier (``_fc``), the
