@@ -21,6 +21,7 @@ import importlib
 import inspect
 import json
 import re
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -314,14 +315,23 @@ def constant_code(short: str, value: Any) -> str:
         return f"{short} = {type(value).__name__}(\n    {inner}\n)"  # ruff's wrapping
     if len(line) <= 100 or not isinstance(value, (tuple, list, dict)) or not value:
         return line
+    return _wrapped(value, "", f"{short} = ", "")
+
+
+def _wrapped(value: Any, indent: str, prefix: str, suffix: str) -> str:
+    """``indent + prefix + value + suffix``, on one line when it fits in 100 columns, else
+    one element per line, each wrapped the same way (as ``ruff format`` does)."""
+    flat = f"{indent}{prefix}{py_repr(value)}{suffix}"
+    if len(flat) <= 100 or not isinstance(value, (tuple, list, dict)) or not value:
+        return flat
+    inner = indent + "    "
     if isinstance(value, dict):
-        items = [f"{py_repr(k)}: {py_repr(v)}" for k, v in value.items()]
+        items = [_wrapped(v, inner, f"{py_repr(k)}: ", ",") for k, v in value.items()]
         opening, closing = "{", "}"
     else:
-        items = [py_repr(v) for v in value]
+        items = [_wrapped(v, inner, "", ",") for v in value]
         opening, closing = ("(", ")") if isinstance(value, tuple) else ("[", "]")
-    body = "".join(f"    {item},\n" for item in items)
-    return f"{short} = {opening}\n{body}{closing}"
+    return "\n".join([f"{indent}{prefix}{opening}", *items, f"{indent}{closing}{suffix}"])
 
 
 def render_constant(module: str, qualname: str, value: Any) -> str:
@@ -364,7 +374,25 @@ def generate() -> str:
     documented_at: dict[int, str] = {}
     bodies = [render_module(name, documented_at) for name in modules]
     toc = "\n".join(f"- [`{name}`](#{slug(name)})" for name in modules)
-    return HEADER + "\n" + toc + "\n\n" + "\n\n".join(bodies).rstrip() + "\n"
+    return ruff_formatted(HEADER + "\n" + toc + "\n\n" + "\n\n".join(bodies).rstrip() + "\n")
+
+
+def ruff_formatted(markdown: str) -> str:
+    """``markdown`` with its Python blocks as ``ruff format`` writes them (CI checks the
+    Markdown files with it): quotes, and the wrapping of long constants and type aliases.
+    Unchanged where ruff is not installed."""
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(OUT), "-"],
+            input=markdown,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return markdown
+    return result.stdout
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,6 +68,8 @@ from .records import (
     write_config,
 )
 
+__all__ = ["BENCHMARK_DATASETS", "BenchmarkOptions", "plan_cases", "run", "run_cases"]
+
 #: ``--dataset`` values handled here.
 BENCHMARK_DATASETS: tuple[str, ...] = ("composites", "grids")
 #: Every method of the benchmark, in report order.

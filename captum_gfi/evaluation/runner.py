@@ -57,6 +57,8 @@ from .records import (
 )
 from .report import write_report
 
+__all__ = ["HELP", "add_arguments", "run"]
+
 HELP = """Evaluate attribution methods (GFI and Captum baselines) on localisation benchmarks.
 
 Records are appended to OUT/shards as they are computed: rerunning the same command resumes
