@@ -102,3 +102,15 @@ def test_evaluate_builds_the_baselines_with_the_factory(
     assert sorted(calls) == sorted((name, {}) for name in BASELINES)
     # the composites/grids runner calls the same factory
     assert benchmark_runner.make_method is methods.make_method
+
+
+def test_the_factory_builds_the_peers_as_peers_does() -> None:
+    pytest.importorskip("pytorch_grad_cam")
+    from captum_gfi.evaluation.peers import make_peer
+
+    net = toy_convnet()
+    x, t = _inputs()
+    assert methods.check_methods("gradcam,xgradcam,rise") == ["gradcam", "xgradcam", "rise"]
+    for name in ("xgradcam", "layercam"):
+        expected = make_peer(name, net, net.conv2)(x, t)
+        assert torch.equal(methods.make_method(name, net, net.conv2)(x, t), expected), name

@@ -32,6 +32,10 @@ reproducible:
   game (TorchRay; Zhang et al.), whose maximum is the central pixel, spread
   out so that map-based metrics (energy share, top-k, WSOL, insertion and
   deletion) get a map too. It uses neither the model nor the image content.
+- the peers of :mod:`~captum_gfi.evaluation.peers` (``gradcam++``, ``scorecam``,
+  ``layercam``, ``xgradcam``, ``pgc_gradcam``, ``extremal_perturbation``, ``rise``):
+  pytorch-grad-cam's and TorchRay's own code at their authors' settings
+  (:func:`~captum_gfi.evaluation.peers.make_peer`'s defaults; the ``peers`` extra).
 
 Every method takes a batch of ``N`` images and ``N`` targets in one call.
 """
@@ -51,6 +55,8 @@ from captum.attr import (
     Saliency,
 )
 from torch import Tensor, nn
+
+from .peers import PEERS, make_peer
 
 __all__ = [
     "CENTER_SIGMA",
@@ -89,8 +95,8 @@ GFI_PAPER_SETTING = "paper"
 
 
 def is_method(name: str) -> bool:
-    """Whether ``name`` is one of :data:`METHODS` or ``gfi:<setting>`` (non-empty)."""
-    return name in METHODS or (name.startswith("gfi:") and len(name) > 4)
+    """Whether ``name`` is one of :data:`METHODS`, a peer, or ``gfi:<setting>`` (non-empty)."""
+    return name in METHODS or name in PEERS or (name.startswith("gfi:") and len(name) > 4)
 
 
 def check_methods(names: str | Sequence[str], argument: str = "--methods") -> list[str]:
@@ -109,7 +115,8 @@ def check_methods(names: str | Sequence[str], argument: str = "--methods") -> li
     bad = [v for v in items if not is_method(v)]
     if bad or not items:
         raise ValueError(
-            f"`{argument}` must name methods among {','.join(METHODS)} or gfi:<setting>, "
+            f"`{argument}` must name methods among {','.join(METHODS)}, the peers "
+            f"{','.join(PEERS)} or gfi:<setting>, "
             f"got {names!r}"
         )
     return items
@@ -173,7 +180,7 @@ def make_method(
     Build the attribution function called ``name``.
 
     Args:
-        name (str): one of :data:`METHODS`, or ``gfi:<setting>``.
+        name (str): one of :data:`METHODS`, a peer, or ``gfi:<setting>``.
         model (nn.Module): classifier taking ``(N, C, H, W)`` images.
         layer (nn.Module, optional): the conv layer used by ``gfi`` (``l1``)
                     and ``gradcam``; required by ``gradcam``.
@@ -196,6 +203,8 @@ def make_method(
         return _gfi(model, layer, inversion_layer, name[4:], gfi_options)
     if gfi_options:
         raise ValueError(f"gfi_options are for the gfi methods, not {name!r}")
+    if name in PEERS:
+        return make_peer(name, model, layer)
     if name == "center":
 
         def center(inputs: Tensor, target: Tensor) -> Tensor:
