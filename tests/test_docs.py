@@ -197,3 +197,26 @@ def test_api_md_is_up_to_date() -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+# ------------------------------------------------------------------------ wording
+HISTORY = re.compile(
+    r"session [0-9]|issue [0-9]|issue's|work period|research harness|tune photos", re.I
+)
+
+
+def test_no_page_narrates_the_projects_work_history() -> None:
+    """The documents and the code speak of versions and dates, not of how the work was
+    organised (numbered work periods, issue numbers)."""
+    files = [
+        ROOT / "README.md",
+        *sorted(DOCS.glob("*.md")),
+        *sorted((ROOT / PACKAGE).rglob("*.py")),
+    ]
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()[:80]}"
+        for path in files
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if HISTORY.search(line)
+    ]
+    assert not found, "\n".join(found)
