@@ -388,6 +388,9 @@ def test_progress_bars_with_eta_while_building_and_running(
     err = capsys.readouterr().err
     assert "building cases: 100%" in err and "4/4" in err
     assert "methods[rank 0]: 100%" in err and "8/8" in err  # 4 cases x 2 methods
+    assert main(args + ["--methods", "center,saliency", "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err  # resumed: the cases are reused, every map is done
+    assert "building cases" not in err and "8/8" in err
 
 
 def test_a_run_that_failed_to_start_does_not_pin_its_options(folder: Path, tmp_path: Path) -> None:

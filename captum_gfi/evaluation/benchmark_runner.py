@@ -437,6 +437,7 @@ class _BuildProgress:
     def __init__(self, n: int, enabled: bool) -> None:
         self.bar = tqdm(total=n, unit="case", desc="building cases", disable=not enabled,
                         dynamic_ncols=True)  # fmt: skip
+        self.bar.set_postfix_str("classifying the photos' crops", refresh=True)
 
     def __call__(self, kept: int, tried: int) -> None:
         self.bar.update(kept - self.bar.n)
@@ -516,14 +517,19 @@ def run(
                 out.mkdir(parents=True, exist_ok=True)
             data_key = {k: config.get(k) for k in DATA_KEYS}
             if info.is_main:
-                progress = _BuildProgress(n, not args.no_progress)
-                try:
-                    cases, stats = _cached_cases(out, data_key, lambda: build_cases(
-                        args.dataset, loaded, n, seed=args.seed, min_confidence=min_conf,
-                        max_per_photo=args.max_per_photo, max_tries=config["max_tries"],
-                        progress=progress))  # fmt: skip
-                finally:
-                    progress.close()
+
+                def build() -> tuple[list[Any], Any]:
+                    progress = _BuildProgress(n, not args.no_progress)
+                    try:
+                        return build_cases(args.dataset, loaded, n, seed=args.seed,
+                                           min_confidence=min_conf,
+                                           max_per_photo=args.max_per_photo,
+                                           max_tries=config["max_tries"],
+                                           progress=progress)  # fmt: skip
+                    finally:
+                        progress.close()
+
+                cases, stats = _cached_cases(out, data_key, build)
                 check_cases_match(read_records(out), cases)
                 write_config(out, config)  # only once the records are known to fit it
                 stats_dict = (
