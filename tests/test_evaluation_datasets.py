@@ -6,6 +6,8 @@ from PIL import Image
 
 from captum_gfi.evaluation.datasets import (
     VOC_CLASSES,
+    UnreadableImageError,
+    UnreadableImageWarning,
     load_dataset,
     load_image,
     read_folder,
@@ -118,3 +120,27 @@ def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
         load_dataset("voc07", None)
     with pytest.raises(ValueError, match="dataset"):
         load_dataset("coco", tmp_path)
+
+
+def test_unreadable_images_are_skipped_by_the_readers_and_refused_by_load_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _png(tmp_path / "a.png", 40, 30)
+    (tmp_path / "b.png").write_bytes(b"\x89PNG but not really")
+    _png(tmp_path / "c.png", 60, 60)
+    (tmp_path / "boxes.csv").write_text("image,label\na.png,1\nb.png,2\nc.png,3\n")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)  # c: 3600 > 2 x 1500, a "bomb"
+    skipped: list[tuple[str, str]] = []
+    with pytest.warns(UnreadableImageWarning) as caught:
+        samples = read_folder(tmp_path, skipped=skipped)
+    assert [str(w.message).split(":")[0] for w in caught] == ["skipped image b", "skipped image c"]
+    assert "b.png: UnidentifiedImageError" in str(caught[0].message)
+    assert [s.id for s in samples] == ["a"]
+    assert [s[0] for s in skipped] == ["b", "c"]
+    assert "larger than PIL's decompression-bomb limit of 1500 pixels" in skipped[1][1]
+    with pytest.raises(UnreadableImageError, match="c.png: larger than PIL's"):
+        load_image(tmp_path / "c.png", 16)
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "a.png").write_bytes(data[: len(data) // 2])  # truncated: fails on decoding
+    with pytest.raises(UnreadableImageError, match="a.png: OSError"):
+        load_image(tmp_path / "a.png", 16)
