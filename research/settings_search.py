@@ -8,6 +8,12 @@ and report as every other method), so there is no second implementation of GFI::
     python research/settings_search.py evaluate --dataset composites --model efficientnet-lite0 \
         --methods gradcam,gfi:research:c10_beta4,gfi:research:c10_beta6 --out runs/search
 
+The shipped ``refined`` before and after its last change are registered under the names
+the committed benchmark runs used, ``refined_beta4`` (``refined`` until 2026-11-26, the
+``gfi:refined`` records committed before then) and ``refined_beta6`` (``refined`` since).
+``--no-tf32`` before ``evaluate`` turns TensorFloat-32 off for cuDNN convolutions and CUDA
+matrix products, so that a GPU run computes in float32 as the CPU runs do.
+
 ``report STORE.json`` prints the table of a store the search wrote before this driver existed
 (``docs/research_settings/*.json``): the mean of each metric and the paired difference to
 LayerGradCam with its 95 % bootstrap interval (``captum_gfi.evaluation.stats``, 2000
@@ -119,11 +125,18 @@ NOT_SETTINGS: dict[str, str] = {
 }
 
 
+#: names of the committed benchmark runs -> candidate
+RUN_NAMES: dict[str, str] = {"refined_beta4": "c10_beta4", "refined_beta6": "c10_beta6"}
+
+
 def register_candidates() -> list[str]:
-    """Registers every candidate as ``research:<name>``; returns the registered names."""
-    for name, settings in CANDIDATES.items():
-        register_setting(PREFIX + name, settings, overwrite=True)
-    return [PREFIX + name for name in CANDIDATES]
+    """Registers every candidate as ``research:<name>``, and :data:`RUN_NAMES`; returns
+    the registered names."""
+    names = {PREFIX + name: settings for name, settings in CANDIDATES.items()}
+    names.update({run: CANDIDATES[name] for run, name in RUN_NAMES.items()})
+    for name, settings in names.items():
+        register_setting(name, settings, overwrite=True)
+    return list(names)
 
 
 def report_table(store: dict[str, Any]) -> str:
@@ -151,6 +164,12 @@ def report_table(store: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["--no-tf32", "evaluate"]:
+        import torch
+
+        args = args[1:]
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     if args[:1] == ["evaluate"]:
         register_candidates()
         from captum_gfi.cli import main as cli_main

@@ -37,7 +37,7 @@ print(c['n'], c['max_per_photo'], c['max_tries'])")
     mkdir -p "$run/shards" && cp "$RESUME/$m.jsonl" "$run/shards/rank0.jsonl"
   fi
   start=$(date +%s)
-  timeout "$seconds" python3 research/evaluate_variants.py --no-tf32 evaluate \
+  timeout "$seconds" python3 research/settings_search.py --no-tf32 evaluate \
     --dataset composites --model "efficientnet-$m" --num-cases "$n" --max-per-photo "$per_photo" \
     --max-tries "$tries" --seed 0 --device "${DEVICE:-cuda}" --out "$run" --methods "$METHODS" \
     --batch-size "$BATCH" --curve-batch-size 256 --no-progress > "$OUT/$m.log" 2>&1

@@ -3,6 +3,7 @@ tables of docs/research_settings.md regenerated from the committed stores."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -29,9 +30,12 @@ def test_every_candidate_is_a_registered_setting() -> None:
     search = _search()
     names = search.register_candidates()
     try:
-        assert names == [search.PREFIX + n for n in search.CANDIDATES]
-        for name in names:
+        assert names == [search.PREFIX + n for n in search.CANDIDATES] + list(search.RUN_NAMES)
+        for name in names[: len(search.CANDIDATES)]:
             assert get_setting(name) == search.CANDIDATES[name[len(search.PREFIX) :]]
+        # the names of the committed runs: refined before and after its last change
+        assert get_setting("refined_beta6") == SETTINGS["refined"]
+        assert get_setting("refined_beta4") == dataclasses.replace(SETTINGS["refined"], delta=4.0)
         # the shipped settings are the search's winners, field for field
         assert search.CANDIDATES["c10_beta6"] == SETTINGS["refined"]
         assert search.CANDIDATES["paper"] == SETTINGS["paper"]
