@@ -10,6 +10,7 @@ from captum_gfi.evaluation.datasets import (
     UnreadableImageWarning,
     load_dataset,
     load_image,
+    open_image,
     read_folder,
     read_imagenet,
     read_voc07,
@@ -140,6 +141,9 @@ def test_unreadable_images_are_skipped_by_the_readers_and_refused_by_load_image(
     assert "larger than PIL's decompression-bomb limit of 1500 pixels" in skipped[1][1]
     with pytest.raises(UnreadableImageError, match="c.png: larger than PIL's"):
         load_image(tmp_path / "c.png", 16)
+    with pytest.raises(UnreadableImageError, match="b.png: UnidentifiedImageError"):
+        with open_image(tmp_path / "b.png"):
+            pass
     data = (tmp_path / "a.png").read_bytes()
     (tmp_path / "a.png").write_bytes(data[: len(data) // 2])  # truncated: fails on decoding
     with pytest.raises(UnreadableImageError, match="a.png: OSError"):

@@ -399,3 +399,14 @@ def test_a_run_that_failed_to_start_does_not_pin_its_options(folder: Path, tmp_p
     assert not (out / "config.json").exists()
     assert _run(folder, out) == 0  # the corrected --root is not refused
     assert json.loads((out / "config.json").read_text())["root"] == str(folder.resolve())
+
+
+def test_a_data_set_of_unreadable_images_is_a_one_line_error(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(4):
+        (folder / f"im{i}.png").write_bytes(b"broken")
+    assert _run(folder, tmp_path / "res") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == ("captum-gfi evaluate: error: every image was skipped as unreadable "
+                       "(4: im0, im1, im2, ...)")  # fmt: skip

@@ -20,8 +20,9 @@ with an exclusive end (a PASCAL/ImageNet ``<bndbox>`` with 1-based inclusive
 An image that cannot be read (not an image, truncated, larger than PIL's
 decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS``) is skipped with an
 :class:`UnreadableImageWarning` by the readers that open images, and appended
-to their ``skipped`` list when one is given; :func:`load_image` raises
-:class:`UnreadableImageError` (a ``ValueError``) with a one-line reason.
+to their ``skipped`` list when one is given; :func:`load_image` and
+:func:`open_image` raise :class:`UnreadableImageError` (a ``ValueError``) with a
+one-line reason.
 """
 
 from __future__ import annotations
@@ -89,9 +90,12 @@ def _reason(err: BaseException) -> str:
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[Image.Image]:
-    """``Image.open`` that raises :class:`UnreadableImageError` for any unreadable file,
-    images above the decompression-bomb warning limit included."""
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    r"""
+    ``Image.open`` as a context manager that raises :class:`UnreadableImageError` (a
+    ``ValueError`` with a one-line reason) for any unreadable file, images above PIL's
+    decompression-bomb *warning* limit ``PIL.Image.MAX_IMAGE_PIXELS`` included.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -111,7 +115,7 @@ def load_image(path: Path, image_size: int) -> Tensor:
         UnreadableImageError: The file is not a readable image (or is above PIL's
         decompression-bomb limit).
     """
-    with _open(Path(path)) as im:
+    with open_image(path) as im:
         try:
             rgb = im.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
         except _PIL_ERRORS as err:
@@ -125,7 +129,7 @@ def _image_size(
 ) -> tuple[int, int] | None:
     """The ``(width, height)`` of ``path``, or None (with a warning) when it is unreadable."""
     try:
-        with _open(path) as im:
+        with open_image(path) as im:
             return im.size
     except UnreadableImageError as err:
         warnings.warn(f"skipped image {sample_id}: {err}", UnreadableImageWarning, stacklevel=3)

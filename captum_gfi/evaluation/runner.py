@@ -637,6 +637,9 @@ def _run_images(args: argparse.Namespace) -> int:
                     predictions[s.id] = (float(conf), int(cls))
                     readable.append(s)
             samples = readable
+        if not samples:
+            names = ", ".join(i for i, _ in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+            raise ValueError(f"every image was skipped as unreadable ({len(skipped)}: {names})")
         units = build_units(samples, protocols, predictions, args)
         shard_dir = out / "shards"
         done = set(read_records(out))
