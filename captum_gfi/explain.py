@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch, captum and matplotlib are imported when they are used
     from torch import Tensor
 
+    from captum_gfi.demo.models import LoadedModel
     from captum_gfi.figure import Panel
-    from captum_gfi.models import LoadedModel
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -242,7 +242,7 @@ def compute_explanation(
     ``bundle.classifier`` (inputs in ``[0, 1]``). The classes are explained in one batch.
 
     Args:
-        bundle (LoadedModel): The model, see :func:`captum_gfi.models.load_model`.
+        bundle (LoadedModel): The model, see :func:`captum_gfi.demo.models.load_model`.
         image (Tensor): ``(1, 3, S, S)`` in ``[0, 1]`` with ``S = bundle.input_size``.
         target (int or Sequence[int], optional): Class(es) to explain, one row of the figure
                     each. Default: None (the top-1 class)
@@ -424,7 +424,7 @@ def render_explanation(explanation: Explanation, out: str | Path, dpi: int = 120
 
 def default_output_path(image: str) -> Path:
     r"""``gfi-<name>.png`` in the current directory for an image path or sample name."""
-    prefix = "sample:"  # captum_gfi.samples.SAMPLE_PREFIX, without importing torch
+    prefix = "sample:"  # captum_gfi.demo.samples.SAMPLE_PREFIX, without importing torch
     stem = image[len(prefix) :] if image.startswith(prefix) else Path(image).stem
     return Path(f"gfi-{stem or 'image'}.png")
 
@@ -549,8 +549,8 @@ def run(args: argparse.Namespace) -> int:
     names = parse_setting_names(args.setting)  # fails before loading the model
     check_output_options(args.out, args.dpi)
     given: set[str] = getattr(args, "given_steps", set())
-    from captum_gfi.models import DEFAULT_MODEL, load_model
-    from captum_gfi.samples import image_to_tensor, load_image
+    from captum_gfi.demo.models import DEFAULT_MODEL, load_model
+    from captum_gfi.demo.samples import image_to_tensor, load_image
 
     try:
         bundle = load_model(args.model or DEFAULT_MODEL, args.weights)

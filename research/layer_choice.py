@@ -15,8 +15,8 @@ import time
 import torch
 
 from captum_gfi import GuidedFeatureInversion
-from captum_gfi.models import load_efficientnet_lite0
-from captum_gfi.samples import image_to_tensor, load_sample
+from captum_gfi.demo.models import load_efficientnet_lite0
+from captum_gfi.demo.samples import image_to_tensor, load_sample
 
 CAT, ESPRESSO = 285, 967
 

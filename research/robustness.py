@@ -31,10 +31,10 @@ import torch
 from torch import Tensor
 
 from captum_gfi import GuidedFeatureInversion
+from captum_gfi.demo.models import Normalize, load_model
 from captum_gfi.evaluation.benchmark_data import build_cases
 from captum_gfi.evaluation.captum_metrics import sensitivity_score
 from captum_gfi.evaluation.methods import make_method
-from captum_gfi.models import Normalize, load_model
 
 
 def pearson(a: Tensor, b: Tensor) -> Tensor:

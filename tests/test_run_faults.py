@@ -331,7 +331,7 @@ def test_bad_options_fail_before_anything_is_loaded(
     def no_model(args: Any) -> Any:
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(runner, "load_model", no_model)
+    monkeypatch.setattr(runner, "model_from_args", no_model)
     assert _run(folder, tmp_path / "res", option, value) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "res").exists()
@@ -346,7 +346,7 @@ def test_explain_output_options_fail_before_any_computation(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: list[str],
     message: str,
 ) -> None:  # fmt: skip
-    import captum_gfi.models as models
+    import captum_gfi.demo.models as models
 
     def no_model(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the model was loaded")

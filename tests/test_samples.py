@@ -1,4 +1,4 @@
-"""Tests for captum_gfi.samples: bundled photos, image files, preprocessing."""
+"""Tests for captum_gfi.demo.samples: bundled photos, image files, preprocessing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from captum_gfi.samples import (
+from captum_gfi.demo.samples import (
     SAMPLES,
     available_samples,
     image_to_tensor,

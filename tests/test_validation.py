@@ -323,7 +323,7 @@ def test_no_warning_on_an_ordinary_call(net: TinyConvNet, images: Tensor) -> Non
 
 def test_real_model_on_a_constant_image_warns(untouched: Untouched) -> None:
     pytest.importorskip("efficientnet_lite_pytorch")
-    from captum_gfi.models import load_model
+    from captum_gfi.demo.models import load_model
 
     model = load_model("efficientnet-lite0").model
     gfi = GuidedFeatureInversion.from_model(model)

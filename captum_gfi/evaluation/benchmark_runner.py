@@ -422,7 +422,7 @@ def check_cases_match(records: dict[str, Record], cases: Sequence[Case]) -> None
 def _as_loaded(model: nn.Module, args: argparse.Namespace) -> Any:
     """A ``LoadedModel`` for a model taking ``[0, 1]`` images itself (``toy``,
     ``module:callable``): identity normalisation, ``--image-size`` input."""
-    from captum_gfi.models import LoadedModel
+    from captum_gfi.demo.models import LoadedModel
 
     size = args.image_size
     with torch.no_grad():
@@ -450,13 +450,13 @@ class _BuildProgress:
 def run(
     args: argparse.Namespace,
     methods: Sequence[str],
-    load_model: Callable[[argparse.Namespace], Any],
+    model_from_args: Callable[[argparse.Namespace], Any],
     setup_device: Callable[[argparse.Namespace, int], torch.device],
 ) -> int:
     r"""
     ``captum-gfi evaluate --dataset composites|grids``; returns the exit code.
 
-    ``load_model(args)`` gives the model spec (``.model``, ``.layer``,
+    ``model_from_args(args)`` gives the model spec (``.model``, ``.layer``,
     ``.inversion_layer``, ``.extra["loaded"]``) and ``setup_device(args, local_rank)``
     the device: the command passes its own, so this module does not import it.
     """
@@ -509,7 +509,7 @@ def run(
             if info.is_main:  # before the model loads: fail fast
                 config = _check_config(out, config)
             device = setup_device(args, info.local_rank)
-            spec = load_model(args)
+            spec = model_from_args(args)
             loaded = spec.extra.get("loaded") or _as_loaded(spec.model, args)
             config["input_size"] = loaded.input_size
             if info.is_main:  # the input size is known now: check it before building

@@ -102,7 +102,7 @@ def explain_func(
 
     Args:
         model (nn.Module): the classifier (in eval mode), taking the inputs as
-                    given (e.g. ``captum_gfi.models.LoadedModel.classifier``
+                    given (e.g. ``captum_gfi.demo.models.LoadedModel.classifier``
                     for ``[0, 1]`` images).
         inputs (np.ndarray): ``(N, C, H, W)`` images.
         targets (np.ndarray): ``(N,)`` class indices (or a scalar).

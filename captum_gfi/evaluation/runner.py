@@ -122,7 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a(
         "--model",
         default="efficientnet-lite0",
-        help="a captum_gfi.models spec: efficientnet-lite0 (bundled, ImageNet), "
+        help="a captum_gfi.demo.models spec: efficientnet-lite0 (bundled, ImageNet), "
         "torchvision:NAME (weights from --weights or the torch hub cache), ...; "
         "toy (tiny random-init conv net), or module:callable",
     )
@@ -289,13 +289,13 @@ def setup_device(args: argparse.Namespace, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def load_model(args: argparse.Namespace) -> ModelSpec:
+def model_from_args(args: argparse.Namespace) -> ModelSpec:
     """Build the model named by ``--model`` and resolve ``--layer``.
 
     The model takes images in [0, 1]: the demo and torchvision models come with
-    their input normalisation inside (``captum_gfi.models.LoadedModel.classifier``),
+    their input normalisation inside (``captum_gfi.demo.models.LoadedModel.classifier``),
     so the perturbation protocols work in pixel space.
-    A model of :func:`captum_gfi.models.load_model` is kept, as a
+    A model of :func:`captum_gfi.demo.models.load_model` is kept, as a
     ``LoadedModel``, in ``extra["loaded"]``.
     """
     name: str = args.model
@@ -313,7 +313,7 @@ def load_model(args: argparse.Namespace) -> ModelSpec:
         mod, attr = name.split(":", 1)
         model = getattr(importlib.import_module(mod), attr)()
     else:
-        from captum_gfi.models import load_model as load_classifier
+        from captum_gfi.demo.models import load_model as load_classifier
 
         spec = name.replace("_", "-") if name.startswith("efficientnet_") else name
         loaded = load_classifier(spec, getattr(args, "weights", None))
@@ -572,7 +572,7 @@ def run(args: argparse.Namespace) -> int:
             from .benchmark_runner import run as run_benchmark
 
             methods = check_methods(args.methods or ",".join(BENCHMARK_METHODS))
-            return run_benchmark(args, methods, load_model, setup_device)
+            return run_benchmark(args, methods, model_from_args, setup_device)
         return _run_images(args)
 
 
@@ -606,7 +606,7 @@ def _run_images(args: argparse.Namespace) -> int:
         device = setup_device(args, info.local_rank)
         skipped: list[tuple[str, str]] = []
         samples = load_dataset(args.dataset, args.root, args.split, skipped)
-        spec = load_model(args)
+        spec = model_from_args(args)
         if info.is_main and not args.report_only:  # stored once the data and model load
             write_config(out, config)
         spec.model.to(device)
