@@ -59,8 +59,6 @@ MODULES: dict[str, str] = {
     "captum_gfi.demo": "demo",
     "captum_gfi.demo.models": "demo",
     "captum_gfi.demo.toy": "demo",
-    "captum_gfi.models": "demo",
-    "captum_gfi.samples": "demo",
     "captum_gfi.demo.samples": "demo",
     "captum_gfi.figure": "demo",
     # the commands: argument parsing and runs
