@@ -84,6 +84,19 @@ def test_load_image_errors(tmp_path: Path) -> None:
         load_image(tmp_path)
 
 
+def test_load_image_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an image above PIL's decompression-bomb limit (lowered here, so the file stays small)
+    # is a one-line ValueError, not PIL's DecompressionBombError traceback
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 // 4)  # 2x over: PIL's error
+    with pytest.raises(ValueError, match=r"cannot read .*bomb.png as an image: .*"):
+        load_image(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 - 1)  # just over: PIL's warning
+    with pytest.raises(ValueError, match=r"cannot read .*bomb.png as an image: .*"):
+        load_image(path)
+
+
 def test_image_to_tensor_center_crop() -> None:
     # 448 x 224 image: left quarter red, middle half green, right quarter blue
     array = np.zeros((224, 448, 3), dtype=np.uint8)

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
+
+from captum_gfi.evaluation.datasets import UnreadableImageError, open_image
 
 __all__ = [
     "SAMPLE_PREFIX",
@@ -146,10 +148,11 @@ def load_image(source: str | Path) -> Image.Image:
     if not path.is_file():
         raise ValueError(f"image path is not a file: {path}")
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read {path} as an image: {err}") from err
+    except UnreadableImageError as err:  # decompression bombs included
+        reason = str(err).removeprefix(f"{path}: ")
+        raise ValueError(f"cannot read {path} as an image: {reason}") from None
 
 
 def image_to_tensor(image: Image.Image | np.ndarray, size: int = 224) -> Tensor:
