@@ -34,6 +34,7 @@ import torch
 import torchvision
 
 from captum_gfi.cli import build_parser
+from captum_gfi.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "api.md")]
@@ -243,13 +244,20 @@ def test_python_snippets_run(
     if "resnet50.pth" in page.read_text(encoding="utf-8"):
         torch.save(torchvision.models.resnet18(weights=None).state_dict(), "resnet50.pth")
     namespace = reader_namespace()
-    for block in blocks(page):
-        if block.language != "python":
-            continue
-        if block.mark == "cuda" and not torch.cuda.is_available():
-            continue
-        with stand_ins(monkeypatch, fast=block.mark == "fast"):
-            try:
-                exec(compile(block.code, str(block), "exec"), namespace)
-            except Exception as err:
-                pytest.fail(f"{block} fails: {type(err).__name__}: {err}\n{block.code}")
+    # a snippet may register a setting (register_setting("mine", ...)): the registry is
+    # restored afterwards, so no other test sees it
+    saved_settings = dict(SETTINGS)
+    try:
+        for block in blocks(page):
+            if block.language != "python":
+                continue
+            if block.mark == "cuda" and not torch.cuda.is_available():
+                continue
+            with stand_ins(monkeypatch, fast=block.mark == "fast"):
+                try:
+                    exec(compile(block.code, str(block), "exec"), namespace)
+                except Exception as err:
+                    pytest.fail(f"{block} fails: {type(err).__name__}: {err}\n{block.code}")
+    finally:
+        SETTINGS.clear()
+        SETTINGS.update(saved_settings)
