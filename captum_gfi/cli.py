@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "explain an image's classes with GFI next to Grad-CAM, in one figure",
     ),
     "evaluate": (
-        "captum_gfi.evaluation.runner",
+        "captum_gfi.evaluate",
         "evaluate attribution methods on localisation benchmarks",
     ),
     "bench": (

@@ -42,8 +42,9 @@ Everything public in `captum_gfi`. Most users need only
 (`captum_gfi.settings`) and layer presets (`captum_gfi.presets`); the evaluation library's
 entry points and metrics are in `captum_gfi.evaluation`. A module's `__all__` is its public
 API; modules and names with a leading underscore are internal and not listed; the
-command modules (`cli`, `explain`, `bench`, `evaluation.runner`,
-`evaluation.benchmark_runner`) are for the `captum-gfi` command line. The layers the modules
+command modules (`cli`, `explain`, `bench`, `evaluate`) are for the `captum-gfi` command
+line; what `captum-gfi evaluate` runs is the library's (`evaluation.run_options`,
+`evaluation.runner.run_datasets`, `evaluation.benchmark_runner.run_benchmark`). The layers the modules
 belong to are in [index.md](index.md#layout). The method and its equations are in
 [method.md](method.md); which equation each function implements is in
 [method.md#where-each-piece-lives-in-the-code](method.md#where-each-piece-lives-in-the-code).

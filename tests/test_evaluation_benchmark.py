@@ -242,7 +242,10 @@ def test_num_cases_is_the_torchrun_safe_spelling_of_n() -> None:
     base = ["evaluate", "--dataset", "composites", "--out", "x"]
     assert parser.parse_args([*base, "--num-cases", "7"]).n == 7
     assert parser.parse_args([*base, "--n", "7"]).n == 7
-    assert parser.parse_args(base).n == 200
+    assert parser.parse_args(base).n is None  # the default, 200 (12 with --quick), when resolved
+    from captum_gfi.evaluation.run_options import EvaluateOptions
+
+    assert EvaluateOptions.from_namespace(parser.parse_args(base)).resolved().n == 200
     # torchrun parses its own options first: `--n` is an ambiguous prefix there, and it
     # leaves `--num-cases` to the script
     launcher = ["--nproc_per_node", "2", "-m", "captum_gfi.cli", *base, "--num-cases", "7"]

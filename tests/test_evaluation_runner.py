@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from captum_gfi import evaluate
 from captum_gfi.cli import main
-from captum_gfi.evaluation import runner
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["evaluate", "--dataset", "folder", "--model", "toy", "--image-size", "32",
@@ -86,10 +86,10 @@ def test_resume_reuses_records_and_survives_torn_line(folder: Path, tmp_path: Pa
 
 def test_bad_arguments(folder: Path, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
-    runner.add_arguments(parser)
+    evaluate.add_arguments(parser)
     args = parser.parse_args(["--dataset", "folder", "--root", str(folder), "--methods", "lime"])
     with pytest.raises(ValueError, match="--methods"):
-        runner.run(args)
+        evaluate.run(args)
     assert main(["evaluate", "--dataset", "imagenet", "--root", str(tmp_path / "x")]) == 2
 
 

@@ -51,6 +51,9 @@ MODULES: dict[str, str] = {
     "captum_gfi.evaluation.rank_correlation": "evaluation",
     "captum_gfi.evaluation.records": "evaluation",
     "captum_gfi.evaluation.report": "evaluation",
+    "captum_gfi.evaluation.run_options": "evaluation",
+    "captum_gfi.evaluation.runner": "evaluation",
+    "captum_gfi.evaluation.benchmark_runner": "evaluation",
     "captum_gfi.evaluation.saliency_metrics": "evaluation",
     "captum_gfi.evaluation.sanity": "evaluation",
     "captum_gfi.evaluation.stats": "evaluation",
@@ -65,8 +68,7 @@ MODULES: dict[str, str] = {
     "captum_gfi.cli": "commands",
     "captum_gfi.explain": "commands",
     "captum_gfi.bench": "commands",
-    "captum_gfi.evaluation.runner": "commands",
-    "captum_gfi.evaluation.benchmark_runner": "commands",
+    "captum_gfi.evaluate": "commands",
 }
 
 

@@ -18,8 +18,9 @@ import pytest
 import torch
 from PIL import Image
 
+from captum_gfi import evaluate
 from captum_gfi.cli import main
-from captum_gfi.evaluation import runner
+from captum_gfi.evaluation.run_options import EvaluateOptions
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ["evaluate", "--dataset", "folder", "--model", "toy", "--image-size", "32",
@@ -331,7 +332,7 @@ def test_bad_options_fail_before_anything_is_loaded(
     def no_model(args: Any) -> Any:
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(runner, "model_from_args", no_model)
+    monkeypatch.setattr(evaluate, "load_model_spec", no_model)
     assert _run(folder, tmp_path / "res", option, value) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "res").exists()
@@ -363,19 +364,22 @@ def test_quick_mode_sets_the_defaults_the_user_did_not_give() -> None:
     from captum_gfi.cli import build_parser
 
     parser = build_parser()
+
+    def resolved(argv: list[str]) -> EvaluateOptions:
+        return EvaluateOptions.from_namespace(parser.parse_args(argv)).resolved()
+
     base = ["evaluate", "--dataset", "composites", "--quick"]
-    args = parser.parse_args(base)
-    runner.apply_quick(args)
-    assert (args.n, args.max_sensitivity_cases, args.curve_steps) == (12, 0, 20)
-    args = parser.parse_args([*base, "--num-cases", "200", "--curve-steps", "50"])
-    runner.apply_quick(args)  # typed values win, even when they equal the plain defaults
-    assert (args.n, args.max_sensitivity_cases, args.curve_steps) == (200, 0, 50)
-    args = parser.parse_args(["evaluate", "--dataset", "photos", "--quick", "--step", "224"])
-    runner.apply_quick(args)
-    assert (args.max_images, args.step) == (16, 224)
-    args = parser.parse_args(["evaluate", "--dataset", "photos"])
-    runner.apply_quick(args)
-    assert (args.max_images, args.step, args.n) == (None, 224, 200)
+    opts = resolved(base)
+    assert (opts.n, opts.max_sensitivity_cases, opts.curve_steps) == (12, 0, 20)
+    # typed values win, even when they equal the plain defaults
+    opts = resolved([*base, "--num-cases", "200", "--curve-steps", "50"])
+    assert (opts.n, opts.max_sensitivity_cases, opts.curve_steps) == (200, 0, 50)
+    opts = resolved(["evaluate", "--dataset", "photos", "--quick", "--step", "224"])
+    assert (opts.max_images, opts.step) == (16, 224)
+    opts = resolved(["evaluate", "--dataset", "photos"])
+    assert (opts.max_images, opts.step, opts.n, opts.image_size) == (None, 224, 200, 224)
+    # the library's options are the command's: the same defaults without argparse
+    assert EvaluateOptions("photos").resolved() == opts
 
 
 def test_progress_bars_with_eta_while_building_and_running(

@@ -5,8 +5,11 @@ settings and the Captum baselines with one configuration each), the exact-ground
 cases (:func:`build_cases`, :func:`case_from_record`) and their metrics (energy share,
 pointing, top-k precision, WSOL, insertion/deletion), the localisation, pointing,
 perturbation-curve, salient-object and Captum metrics, the bootstrap intervals, and the
-bundled photos (:func:`load_photo`). The ``captum-gfi evaluate`` command that runs them over
-data sets is :mod:`captum_gfi.evaluation.runner`.
+bundled photos (:func:`load_photo`). The runners over data sets and cases are
+:func:`captum_gfi.evaluation.runner.run_datasets` and
+:func:`captum_gfi.evaluation.benchmark_runner.run_benchmark`, given
+:class:`~captum_gfi.evaluation.run_options.EvaluateOptions`; the ``captum-gfi evaluate``
+command (:mod:`captum_gfi.evaluate`) only parses its arguments into those.
 """
 
 from .benchmark_data import BenchmarkCase, build_cases, case_from_record

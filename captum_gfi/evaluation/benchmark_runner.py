@@ -28,7 +28,6 @@ Which cases get which metrics:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -54,7 +53,7 @@ from .benchmark_metrics import (
 )
 from .captum_metrics import infidelity_score, sensitivity_score
 from .localization import PAPER_ALPHAS
-from .methods import AttributionFn, make_method
+from .methods import AttributionFn, check_methods, make_method
 from .pointing import STANDARD_TOLERANCE
 from .records import (
     Record,
@@ -67,11 +66,16 @@ from .records import (
     record_key,
     write_config,
 )
+from .run_options import (
+    BENCHMARK_DATASETS,
+    EvaluateOptions,
+    ModelLoader,
+    required,
+    setup_device,
+)
 
-__all__ = ["BENCHMARK_DATASETS", "BenchmarkOptions", "plan_cases", "run", "run_cases"]
+__all__ = ["BENCHMARK_DATASETS", "BenchmarkOptions", "plan_cases", "run_benchmark", "run_cases"]
 
-#: ``--dataset`` values handled here.
-BENCHMARK_DATASETS: tuple[str, ...] = ("composites", "grids")
 #: Every method of the benchmark, in report order.
 BENCHMARK_METHODS: tuple[str, ...] = (
     "gfi", "gradcam", "ig", "saliency", "guided_backprop", "occlusion", "center",
@@ -93,9 +97,6 @@ DATA_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "max_per_photo", "max_tries",
     "input_size",
 )  # fmt: skip
-#: ``--quick``: the defaults of a run that finishes in minutes on a CPU (the options
-#: given on the command line are kept).
-QUICK_DEFAULTS: dict[str, Any] = {"n": 12, "max_sensitivity_cases": 0, "curve_steps": 20}
 
 
 class Case(Protocol):
@@ -419,18 +420,6 @@ def check_cases_match(records: dict[str, Record], cases: Sequence[Case]) -> None
             )
 
 
-def _as_loaded(model: nn.Module, args: argparse.Namespace) -> Any:
-    """A ``LoadedModel`` for a model taking ``[0, 1]`` images itself (``toy``,
-    ``module:callable``): identity normalisation, ``--image-size`` input."""
-    from captum_gfi.demo.models import LoadedModel
-
-    size = args.image_size
-    with torch.no_grad():
-        classes = int(model(torch.zeros(1, 3, size, size)).shape[1])
-    return LoadedModel(model, args.model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), size,
-                       [str(i) for i in range(classes)])  # fmt: skip
-
-
 class _BuildProgress:
     """A progress bar (with ETA) over the cases kept while building them."""
 
@@ -447,70 +436,92 @@ class _BuildProgress:
         self.bar.close()
 
 
-def run(
-    args: argparse.Namespace,
-    methods: Sequence[str],
-    model_from_args: Callable[[argparse.Namespace], Any],
-    setup_device: Callable[[argparse.Namespace, int], torch.device],
-) -> int:
+def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
     r"""
-    ``captum-gfi evaluate --dataset composites|grids``; returns the exit code.
+    Builds (or reuses) the cases of ``options.dataset`` (composites, grids), evaluates
+    ``options.methods`` on them, appending records to ``options.out``'s shards, and writes
+    the report there; the work of ``captum-gfi evaluate --dataset composites|grids``.
 
-    ``model_from_args(args)`` gives the model spec (``.model``, ``.layer``,
-    ``.inversion_layer``, ``.extra["loaded"]``) and ``setup_device(args, local_rank)``
-    the device: the command passes its own, so this module does not import it.
+    The options are checked, and the run configuration against the one stored in
+    ``options.out``, before ``load_model(options)`` is called, and again (with the model's
+    input size) before the cases are built. Under ``torchrun`` the main rank builds the
+    cases and every rank takes its share of the batches.
+
+    Args:
+        options (EvaluateOptions): The run's options (resolved here if they are not).
+        load_model (ModelLoader): ``load_model(options) -> ModelSpec`` with its
+                    ``classifier`` set (the case builder's
+                    :class:`~captum_gfi.evaluation.benchmark_data.Classifier`).
+
+    Returns:
+        int: ``0``.
+
+    Raises:
+        ValueError: A bad option (named), a run configuration that differs from the one in
+        ``options.out`` (the option named), or a second writer.
     """
     from .benchmark_report import write_benchmark_report
 
-    out = check_out_dir(args.out)
-    split = args.split if args.split is not None else "test"
+    if not options.is_benchmark:
+        raise ValueError(f"`--dataset` must be one of {', '.join(BENCHMARK_DATASETS)} for "
+                         f"run_benchmark, got {options.dataset!r}")  # fmt: skip
+    options = options.resolved()
+    methods = check_methods(options.methods or ",".join(BENCHMARK_METHODS))
+    out = check_out_dir(options.out)
+    split = options.split if options.split is not None else "test"
     if split not in SPLITS:
         raise ValueError(f"`--split` must be one of {', '.join(SPLITS)} for --dataset "
-                         f"{args.dataset}, got {split!r}")  # fmt: skip
-    n, robust, curve_steps = int(args.n), int(args.max_sensitivity_cases), int(args.curve_steps)
+                         f"{options.dataset}, got {split!r}")  # fmt: skip
+    n = required(options.n, "n")
     if n < 1:
         raise ValueError(f"`--num-cases` (`--n`) must be >= 1, got {n}")
-    for name, value in (("--max-sensitivity-cases", robust), ("--curve-cases", args.curve_cases)):
+    robust = required(options.max_sensitivity_cases, "max_sensitivity_cases")
+    for name, value in (("--max-sensitivity-cases", robust),
+                        ("--curve-cases", options.curve_cases)):  # fmt: skip
         if value is not None and value < 0:
             raise ValueError(f"`{name}` must be >= 0, got {value}")
+    curve_steps = required(options.curve_steps, "curve_steps")
     if curve_steps < 1:
         raise ValueError(f"`--curve-steps` must be >= 1, got {curve_steps}")
-    for name, value in (("--batch-size", args.batch_size),
-                        ("--curve-batch-size", args.curve_batch_size),
-                        ("--max-per-photo", args.max_per_photo),
-                        ("--max-tries", getattr(args, "max_tries", None))):  # fmt: skip
+    for name, value in (("--batch-size", options.batch_size),
+                        ("--curve-batch-size", options.curve_batch_size),
+                        ("--max-per-photo", options.max_per_photo),
+                        ("--max-tries", options.max_tries)):  # fmt: skip
         if value is not None and value < 1:
             raise ValueError(f"`{name}` must be >= 1, got {value}")
-    options = BenchmarkOptions(
-        batch_size=args.batch_size if args.batch_size is not None else 8,
-        curve_steps=curve_steps, curve_batch_size=args.curve_batch_size,
-        tolerance=args.tolerance, robust_cases=robust, split=split,
-        curve_cases=getattr(args, "curve_cases", None),
+    bench = BenchmarkOptions(
+        batch_size=options.batch_size if options.batch_size is not None else 8,
+        curve_steps=curve_steps, curve_batch_size=options.curve_batch_size,
+        tolerance=options.tolerance, robust_cases=robust, split=split,
+        curve_cases=options.curve_cases,
     )  # fmt: skip
-    min_conf = args.min_confidence if args.min_confidence is not None else 0.3
-    if not 0.0 <= min_conf <= 1.0:
-        raise ValueError(f"`--min-confidence` must be in [0, 1], got {min_conf}")
+    min_conf = options.min_confidence if options.min_confidence is not None else 0.3
     info = D.init_from_env()
     lock = RunLock(out)
     try:
         if info.is_main:
             lock.acquire()
-        if not args.report_only:
+        if not options.report_only:
             from .benchmark_data import build_cases
 
-            config = {"dataset": args.dataset, "model": args.model, "n": n,
-                      "seed": args.seed, "min_confidence": min_conf,
-                      "max_per_photo": args.max_per_photo,
-                      "max_tries": getattr(args, "max_tries", None),
-                      "curve_steps": options.curve_steps, "tolerance": options.tolerance,
-                      "split": split, "max_sensitivity_cases": options.robust_cases,
-                      "curve_cases": options.curve_cases, "batch_size": options.batch_size,
+            config = {"dataset": options.dataset, "model": options.model, "n": n,
+                      "seed": options.seed, "min_confidence": min_conf,
+                      "max_per_photo": options.max_per_photo,
+                      "max_tries": options.max_tries,
+                      "curve_steps": bench.curve_steps, "tolerance": bench.tolerance,
+                      "split": split, "max_sensitivity_cases": bench.robust_cases,
+                      "curve_cases": bench.curve_cases, "batch_size": bench.batch_size,
                       "methods": list(methods)}  # fmt: skip
             if info.is_main:  # before the model loads: fail fast
                 config = _check_config(out, config)
-            device = setup_device(args, info.local_rank)
-            spec = model_from_args(args)
-            loaded = spec.extra.get("loaded") or _as_loaded(spec.model, args)
+            device = setup_device(options, info.local_rank)
+            spec = load_model(options)
+            loaded = spec.classifier
+            if loaded is None:
+                raise ValueError(
+                    "the model loader of composites/grids must set the "
+                    "ModelSpec's `classifier` (the case builder's Classifier)"
+                )
             config["input_size"] = loaded.input_size
             if info.is_main:  # the input size is known now: check it before building
                 config = _check_config(out, config)
@@ -519,12 +530,12 @@ def run(
             if info.is_main:
 
                 def build() -> tuple[list[Any], Any]:
-                    progress = _BuildProgress(n, not args.no_progress)
+                    progress = _BuildProgress(n, not options.no_progress)
                     try:
-                        return build_cases(args.dataset, loaded, n, seed=args.seed,
+                        return build_cases(options.dataset, loaded, n, seed=options.seed,
                                            min_confidence=min_conf,
-                                           max_per_photo=args.max_per_photo,
-                                           max_tries=config["max_tries"],
+                                           max_per_photo=options.max_per_photo,
+                                           max_tries=options.max_tries,
                                            progress=progress)  # fmt: skip
                     finally:
                         progress.close()
@@ -548,12 +559,12 @@ def run(
             model = spec.model.to(device)
             for param in model.parameters():
                 param.requires_grad_(False)
-            run_cases(cases, methods, model, spec.layer, spec.inversion_layer, out, options,
-                      model_name=args.model, device=device, info=info,
-                      progress=not args.no_progress)  # fmt: skip
+            run_cases(cases, methods, model, spec.layer, spec.inversion_layer, out, bench,
+                      model_name=options.model, device=device, info=info,
+                      progress=not options.no_progress)  # fmt: skip
         D.barrier(info)
         if info.is_main:
-            write_benchmark_report(out, methods=methods if args.methods else None)
+            write_benchmark_report(out, methods=methods if options.methods else None)
             print((out / "summary.md").read_text())
         D.barrier(info)
     finally:
