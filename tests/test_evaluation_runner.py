@@ -132,3 +132,26 @@ def test_torchrun_two_gloo_processes_match_single_process(folder: Path, tmp_path
             if isinstance(sa[m][k], dict):
                 np.testing.assert_allclose(sb[m][k]["mean"], sa[m][k]["mean"], rtol=1e-5)
                 assert sb[m][k]["n"] == sa[m][k]["n"]
+
+
+def test_the_library_runner_needs_no_command_line(folder: Path, tmp_path: Path) -> None:
+    # run_datasets with EvaluateOptions and a loader of one's own gives the command's records
+    from captum_gfi.demo.toy import toy_convnet
+    from captum_gfi.evaluation.run_options import EvaluateOptions, ModelSpec
+    from captum_gfi.evaluation.runner import run_datasets
+
+    cli_out, lib_out = tmp_path / "cli", tmp_path / "lib"
+    common = ["--root", str(folder), "--methods", "saliency,gradcam", "--protocols", "pointing"]
+    assert main(ARGS + common + ["--out", str(cli_out)]) == 0
+
+    def loader(options: EvaluateOptions) -> ModelSpec:
+        model = toy_convnet().eval()
+        return ModelSpec(model, model.conv2)
+
+    options = EvaluateOptions("folder", root=str(folder), model="toy", image_size=32, step=128,
+                              methods="saliency,gradcam", protocols="pointing",
+                              out=str(lib_out), no_progress=True, threads=1)  # fmt: skip
+    assert run_datasets(options, loader) == 0
+    assert _records(lib_out) == _records(cli_out)
+    with pytest.raises(ValueError, match="run_benchmark"):
+        run_datasets(EvaluateOptions("composites", out=str(tmp_path / "c")), loader)

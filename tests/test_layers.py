@@ -188,3 +188,20 @@ def test_docs_index_shows_the_layer_table() -> None:
         assert path in rows[layer], f"docs/index.md: {path} is not in the {layer} row"
     listed = set().union(*rows.values())
     assert len(listed) == len(MODULES) + 2  # the modules, scripts/ and research/
+
+
+def test_the_evaluation_library_parses_no_arguments() -> None:
+    # the commands parse; the library's runners take EvaluateOptions
+    parsing = []
+    for module, layer in MODULES.items():
+        if layer != "evaluation":
+            continue
+        tree = ast.parse(_package_modules()[module].read_text())
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            if "argparse" in names:
+                parsing.append(module)
+    assert parsing == []
