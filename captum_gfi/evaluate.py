@@ -202,6 +202,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--curve-batch-size", type=int, default=32, help="forward batch of the curves (default 32)"
     )
+    peers = parser.add_argument_group("peers (the peers extra)")
+    peers.add_argument(
+        "--extremal-iterations",
+        type=int,
+        default=None,
+        help="extremal perturbation's iterations (default: TorchRay's 800; fewer on a CPU, "
+        "stored in the run's configuration)",
+    )
+    peers.add_argument(
+        "--rise-masks",
+        type=int,
+        default=None,
+        help="RISE's masks (default: TorchRay's 8000)",
+    )
     a("--threads", type=int, default=None, help="torch.set_num_threads per process")
     a("--device", default=None, help="cpu or cuda (default: cuda when available)")
     a("--no-progress", action="store_true", help="hide the progress bars (on stderr)")

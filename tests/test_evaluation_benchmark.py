@@ -299,3 +299,33 @@ def test_cached_cases_are_reused_only_for_the_same_data_config(tmp_path: Path) -
     assert built == [3, 4] and len(other) == 4
     with pytest.raises(RuntimeError, match="another config"):
         _cached_cases(tmp_path, {"n": 3}, None)
+
+
+def test_records_carry_the_passes_per_image(one_thread: None, tmp_path: Path) -> None:
+    # forward, backward and iterations per image, from methods.method_passes
+    options = dataclasses.replace(OPTIONS, robust_cases=0, curve_cases=0)
+    _run(tmp_path, ["gradcam", "occlusion", "center", "ig"], options=options)
+    _, recs = load_records(tmp_path)
+    side = max(2, round(32 / 7))  # occlusion's window at 32 px: 5, stride 2 -> 14 x 14
+    want = {"gradcam": (1, 1, 0), "occlusion": (1 + 14 * 14, 0, 0), "center": (0, 0, 0),
+            "ig": (32, 32, 0)}  # fmt: skip
+    assert side == 5
+    for r in recs:
+        assert (r["passes_forward"], r["passes_backward"], r["iterations"]) == want[r["method"]]
+
+
+def test_method_passes_of_gfi_and_the_peers() -> None:
+    from captum_gfi.evaluation.methods import method_passes
+
+    # refined: the Grad-CAM start (1) + 10 steps of two images = 21 backward, + the clean pass
+    assert method_passes("gfi:refined", (224, 224)) == (22, 21, 10)
+    assert method_passes("gfi", (224, 224)) == (151, 150, 80)  # 1 + 10 + 2 x 70
+    assert method_passes("occlusion", (224, 224)) == (170, 0, 0)  # 13 x 13 windows + 1
+    assert method_passes("scorecam", (224, 224), channels=320) == (321, 0, 0)
+    assert method_passes("rise", (224, 224), peer_options={"num_masks": 500}) == (501, 0, 0)
+    it = method_passes("extremal_perturbation", (224, 224), peer_options={"max_iter": 100})
+    assert it == (400, 400, 100)  # 4 areas per iteration
+    with pytest.raises(ValueError, match="lime"):
+        method_passes("lime", (224, 224))
+    with pytest.raises(ValueError, match="extremal_iterations"):
+        BenchmarkOptions(extremal_iterations=0)

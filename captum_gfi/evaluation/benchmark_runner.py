@@ -53,7 +53,8 @@ from .benchmark_metrics import (
 )
 from .captum_metrics import infidelity_score, sensitivity_score
 from .localization import PAPER_ALPHAS
-from .methods import AttributionFn, check_methods, make_method
+from .methods import AttributionFn, check_methods, make_method, method_passes
+from .peers import layer_channels
 from .pointing import STANDARD_TOLERANCE
 from .records import (
     Record,
@@ -86,7 +87,7 @@ SPLITS: tuple[str, ...] = ("test", "tune", "all")
 CONFIG_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "curve_steps", "tolerance",
     "max_per_photo", "max_tries", "input_size", "split", "max_sensitivity_cases",
-    "curve_cases", "batch_size",
+    "curve_cases", "batch_size", "extremal_iterations", "rise_masks",
 )  # fmt: skip
 #: The command-line spelling of the config keys whose option is named otherwise.
 OPTION_NAMES: dict[str, str] = {"n": "--num-cases", "input_size": "--image-size"}
@@ -141,6 +142,9 @@ class BenchmarkOptions:
         thumb_size (int): thumbnail side in pixels.
         split (str): ``"test"`` (full metrics on test cases; tune cases only
                     choose WSOL's alpha), ``"tune"`` or ``"all"``.
+        extremal_iterations (int, optional): extremal perturbation's iterations
+                    (``None``: TorchRay's 800).
+        rise_masks (int, optional): RISE's masks (``None``: TorchRay's 8000).
     """
 
     batch_size: int = 8
@@ -152,6 +156,19 @@ class BenchmarkOptions:
     gallery_cases: int = 8
     thumb_size: int = THUMB_SIZE
     split: str = "test"
+    extremal_iterations: int | None = None
+    rise_masks: int | None = None
+
+    @property
+    def peer_options(self) -> dict[str, Any]:
+        """:func:`~captum_gfi.evaluation.peers.make_peer` keyword arguments of the peers'
+        sizes given here (the peers' own defaults otherwise)."""
+        opts: dict[str, Any] = {}
+        if self.extremal_iterations is not None:
+            opts["max_iter"] = self.extremal_iterations
+        if self.rise_masks is not None:
+            opts["num_masks"] = self.rise_masks
+        return opts
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.curve_batch_size < 1:
@@ -164,6 +181,10 @@ class BenchmarkOptions:
             raise ValueError("`robust_cases` and `gallery_cases` must be >= 0")
         if self.split not in SPLITS:
             raise ValueError(f"`split` must be one of {SPLITS}, got {self.split!r}")
+        for name in ("extremal_iterations", "rise_masks"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 1):
+                raise ValueError(f"`{name}` must be >= 1 or None, got {value!r}")
 
 
 def plan_cases(cases: Sequence[Case], split: str) -> tuple[list[Case], set[str], dict[str, int]]:
@@ -215,8 +236,11 @@ def evaluate_batch(
     device: torch.device,
     index: dict[str, int],
     model_name: str = "",
+    passes: tuple[int, int, int] | None = None,
 ) -> list[Record]:
-    """One method on one batch of cases: one record per case."""
+    """One method on one batch of cases: one record per case (``passes``: the method's
+    ``(forward, backward, iterations)`` per image, from
+    :func:`~captum_gfi.evaluation.methods.method_passes`)."""
     images = torch.stack([c.image for c in cases]).to(device)
     masks = torch.stack([c.mask for c in cases]).to(device).bool()
     targets = torch.tensor([int(c.target) for c in cases], device=device)
@@ -244,6 +268,9 @@ def evaluate_batch(
             "topk_precision": round(float(topk[i]), 6),
             "wsol_success": [bool(b) for b in wsol[i]],
         })  # fmt: skip
+        if passes is not None:
+            recs[-1].update(passes_forward=passes[0], passes_backward=passes[1],
+                            iterations=passes[2])  # fmt: skip
     sel = [i for i, c in enumerate(cases) if c.case_id in full]
     limit = options.curve_cases
     curved = [i for i in sel if limit is None or rank[cases[i].case_id] < limit]
@@ -277,6 +304,20 @@ def evaluate_batch(
         if rank[cases[i].case_id] < options.gallery_cases:
             recs[i]["thumb_map"] = map_thumbnail(maps[i], options.thumb_size)
     return recs
+
+
+def _passes(
+    method: str,
+    model: nn.Module,
+    layer: nn.Module | None,
+    batch: Sequence[Case],
+    options: BenchmarkOptions,
+    device: torch.device,
+) -> tuple[int, int, int]:
+    image = batch[0].image.unsqueeze(0).to(device)
+    channels = layer_channels(model, layer, image) if method == "scorecam" and layer else None
+    size = (int(image.shape[-2]), int(image.shape[-1]))
+    return method_passes(method, size, channels=channels, peer_options=options.peer_options)
 
 
 def run_cases(
@@ -318,6 +359,7 @@ def run_cases(
     done = set(read_records(out))
     mine = [b for _, b in D.shard(batches, info.rank, info.world_size)]
     attributors: dict[str, AttributionFn] = {}
+    passes: dict[str, tuple[int, int, int]] = {}
     writer = ShardWriter(Path(out) / "shards" / f"rank{info.rank}.jsonl")
     written = 0
     # one step per (case, method): the ETA moves after every method's batch
@@ -344,9 +386,11 @@ def run_cases(
                     continue
                 bar.set_postfix_str(m, refresh=True)
                 if m not in attributors:
-                    attributors[m] = make_method(m, model, layer, inversion_layer)
+                    attributors[m] = make_method(m, model, layer, inversion_layer,
+                                                 peer_options=options.peer_options)  # fmt: skip
+                    passes[m] = _passes(m, model, layer, batch, options, device)
                 recs = evaluate_batch(batch, m, attributors[m], model, options, full, rank,
-                                      device, index, model_name)  # fmt: skip
+                                      device, index, model_name, passes[m])  # fmt: skip
                 for rec in recs:
                     if rec["key"] not in done:
                         writer.write(rec)
@@ -493,7 +537,8 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
         batch_size=options.batch_size if options.batch_size is not None else 8,
         curve_steps=curve_steps, curve_batch_size=options.curve_batch_size,
         tolerance=options.tolerance, robust_cases=robust, split=split,
-        curve_cases=options.curve_cases,
+        curve_cases=options.curve_cases, extremal_iterations=options.extremal_iterations,
+        rise_masks=options.rise_masks,
     )  # fmt: skip
     min_conf = options.min_confidence if options.min_confidence is not None else 0.3
     info = D.init_from_env()
@@ -511,6 +556,8 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
                       "curve_steps": bench.curve_steps, "tolerance": bench.tolerance,
                       "split": split, "max_sensitivity_cases": bench.robust_cases,
                       "curve_cases": bench.curve_cases, "batch_size": bench.batch_size,
+                      "extremal_iterations": bench.extremal_iterations,
+                      "rise_masks": bench.rise_masks,
                       "methods": list(methods)}  # fmt: skip
             if info.is_main:  # before the model loads: fail fast
                 config = _check_config(out, config)

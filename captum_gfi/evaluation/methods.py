@@ -56,7 +56,7 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
-from .peers import PEERS, make_peer
+from .peers import PEERS, make_peer, peer_passes
 
 __all__ = [
     "CENTER_SIGMA",
@@ -71,6 +71,7 @@ __all__ = [
     "check_methods",
     "is_method",
     "make_method",
+    "method_passes",
     "resolve_module",
 ]
 
@@ -175,6 +176,7 @@ def make_method(
     gfi_options: Mapping[str, Any] | None = None,
     *,
     ig_steps: int = IG_STEPS,
+    peer_options: Mapping[str, Any] | None = None,
 ) -> AttributionFn:
     r"""
     Build the attribution function called ``name``.
@@ -191,6 +193,11 @@ def make_method(
                     another method.
         ig_steps (int): ``ig``'s number of steps (ignored by the other methods).
                     Default: :data:`IG_STEPS`
+        peer_options (Mapping[str, Any], optional): keyword arguments of
+                    :func:`~captum_gfi.evaluation.peers.make_peer` for a peer, e.g.
+                    ``{"max_iter": 300}`` (extremal perturbation) or ``{"num_masks": 2000}``
+                    (RISE); ignored by the other methods.
+                    Default: None (the peers' own defaults)
 
     Returns:
         attribute (Callable): ``attribute(inputs, target) -> (N, 1, H, W)``.
@@ -204,7 +211,7 @@ def make_method(
     if gfi_options:
         raise ValueError(f"gfi_options are for the gfi methods, not {name!r}")
     if name in PEERS:
-        return make_peer(name, model, layer)
+        return make_peer(name, model, layer, **(peer_options or {}))
     if name == "center":
 
         def center(inputs: Tensor, target: Tensor) -> Tensor:
@@ -267,6 +274,64 @@ def make_method(
 
         return occlusion
     raise ValueError(f"`name` must be one of {METHODS} or gfi:<setting>, got {name!r}")
+
+
+def method_passes(
+    name: str,
+    image_size: tuple[int, int],
+    *,
+    channels: int | None = None,
+    ig_steps: int = IG_STEPS,
+    peer_options: Mapping[str, Any] | None = None,
+) -> tuple[int, int, int]:
+    r"""
+    Passes of whole images through the model per image explained by :func:`make_method`'s
+    method ``name``: ``(forward, backward, iterations)``.
+
+    - ``gfi:<setting>``: the setting's :attr:`~captum_gfi.settings.GFISettings.passes`
+      (forward: the clean pass, stage 1's, stage 2's two images per step and the Grad-CAM
+      start; backward: all but the clean pass; stage 1's stop at the inversion layer);
+      iterations: both stages' steps.
+    - ``gradcam``, ``saliency``, ``guided_backprop``: 1 + 1; ``ig``: ``ig_steps`` + ``ig_steps``;
+      ``occlusion``: 1 + one forward per window position, no backward; ``center``: none.
+    - the peers: :func:`~captum_gfi.evaluation.peers.peer_passes` (``scorecam`` needs the
+      CAM layer's ``channels``).
+
+    Args:
+        name (str): A method name (:func:`check_methods`).
+        image_size (tuple of int): ``(H, W)`` of the inputs (occlusion's windows).
+        channels (int, optional): Channels of the CAM layer (``scorecam`` only).
+        ig_steps (int): ``ig``'s steps.
+        peer_options (Mapping, optional): As in :func:`make_method`.
+
+    Returns:
+        tuple[int, int, int]: ``(forward, backward, iterations)`` per image.
+    """
+    from captum_gfi.settings import get_setting  # type: ignore[attr-defined]
+
+    if name == "gfi" or name.startswith("gfi:"):
+        setting = get_setting(name[4:] if name.startswith("gfi:") else GFI_PAPER_SETTING)
+        p = setting.passes
+        return (p.clean + p.backward, p.backward,
+                setting.inversion_steps + setting.target_steps)  # fmt: skip
+    if name in PEERS:
+        opts = dict(peer_options or {})
+        kwargs = {k: opts[k] for k in ("max_iter", "areas", "num_masks") if k in opts}
+        passes = peer_passes(name, channels=channels, **kwargs)
+        return passes.forward, passes.backward, passes.iterations
+    if name in ("gradcam", "saliency", "guided_backprop"):
+        return 1, 1, 0
+    if name == "ig":
+        return ig_steps, ig_steps, 0
+    if name == "occlusion":
+        h, w = image_size
+        side = max(2, round(OCCLUSION_WINDOW * min(h, w)))
+        stride = side // 2
+        positions = ((h - side) // stride + 1) * ((w - side) // stride + 1)
+        return 1 + positions, 0, 0
+    if name == "center":
+        return 0, 0, 0
+    raise ValueError(f"`name` must be one of {METHODS}, a peer or gfi:<setting>, got {name!r}")
 
 
 def resolve_module(model: nn.Module, path: str) -> nn.Module:

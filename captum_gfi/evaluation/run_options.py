@@ -92,6 +92,8 @@ class EvaluateOptions:
     curve_cases: int | None = None
     curve_steps: int | None = None
     curve_batch_size: int = 32
+    extremal_iterations: int | None = None
+    rise_masks: int | None = None
     threads: int | None = None
     device: str | None = None
     no_progress: bool = False
@@ -103,6 +105,17 @@ class EvaluateOptions:
         attributes, such as the sub-command's name, are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in vars(namespace).items() if k in names})
+
+    @property
+    def peer_options(self) -> dict[str, Any]:
+        """:func:`~captum_gfi.evaluation.peers.make_peer` keyword arguments of the peer sizes
+        given (``extremal_iterations``, ``rise_masks``); the peers' defaults otherwise."""
+        opts: dict[str, Any] = {}
+        if self.extremal_iterations is not None:
+            opts["max_iter"] = self.extremal_iterations
+        if self.rise_masks is not None:
+            opts["num_masks"] = self.rise_masks
+        return opts
 
     @property
     def is_benchmark(self) -> bool:
@@ -135,7 +148,9 @@ class EvaluateOptions:
                                  ("--max-images", self.max_images, 1),
                                  ("--grid-count", self.grid_count, 1),
                                  ("--batch-size", self.batch_size, 1),
-                                 ("--threads", self.threads, 1)):  # fmt: skip
+                                 ("--threads", self.threads, 1),
+                                 ("--extremal-iterations", self.extremal_iterations, 1),
+                                 ("--rise-masks", self.rise_masks, 1)):  # fmt: skip
             if value is not None and value < low:
                 raise ValueError(f"`{name}` must be >= {low}, got {value}")
         if self.tolerance < 0:

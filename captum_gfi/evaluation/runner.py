@@ -60,6 +60,7 @@ __all__ = ["CONFIG_KEYS", "PROTOCOLS", "Unit", "build_units", "run_datasets"]
 CONFIG_KEYS: tuple[str, ...] = (
     "dataset", "root", "split", "model", "weights", "layer", "inversion_layer", "image_size",
     "target", "tolerance", "step", "substrate", "tune_fraction", "grid_size", "protocols",
+    "extremal_iterations", "rise_masks",
 )  # fmt: skip
 
 PROTOCOLS: tuple[str, ...] = (
@@ -353,7 +354,8 @@ def run_datasets(options: EvaluateOptions, load_model: ModelLoader) -> int:
         if info.is_main:
             for item, reason in skipped:
                 writer.write(skipped_record(item, reason))
-        attributors = {m: make_method(m, spec.model, spec.layer, spec.inversion_layer)
+        attributors = {m: make_method(m, spec.model, spec.layer, spec.inversion_layer,
+                                      peer_options=options.peer_options)
                        for m in methods}  # fmt: skip
         bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="item",
                    desc=f"evaluate[rank {info.rank}]", position=info.rank,
