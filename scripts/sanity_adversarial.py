@@ -8,11 +8,14 @@ cases cover as many photos as possible:
     python scripts/sanity_adversarial.py docs/benchmark/efficientnet-lite0/composites-gpu \\
         --methods gradcam,gfi:refined --cases 8 --epsilons 2,8 --out /tmp/sa-lite0.json
 
-The cascade for EfficientNet-Lite randomises, from the top: the classifier (``_fc``), the
-head (``_conv_head`` + ``_bn1``), then one stage of blocks at a time (consecutive blocks with
-the same output channels), the stem last; ``--steps K`` keeps the first K steps. Epsilons are
-in grey levels of 255. Peers (captum_gfi.evaluation.peers) are methods too; ``--peer-iterations``
-and ``--peer-masks`` scale extremal perturbation and RISE down for a CPU.
+The cascade is captum_gfi.evaluation.sanity.cascade_steps of the model: for EfficientNet-Lite,
+from the top, the classifier (``_fc``), the head (``_bn1`` + ``_conv_head``), then one stage
+of blocks at a time (consecutive blocks with the same output shape), the stem (``_bn0`` +
+``_conv_stem``) last, a step of its own (versions before December 2026 randomised it with
+block 0); the same grouping works on torchvision's ResNets and VGGs. ``--steps K`` keeps the
+first K steps. Epsilons are in grey levels of 255. Peers (captum_gfi.evaluation.peers) are
+methods too; ``--peer-iterations`` and ``--peer-masks`` scale extremal perturbation and RISE
+down for a CPU.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from captum_gfi.demo.models import load_model
 from captum_gfi.evaluation.adversarial import fgsm_protocol
@@ -33,26 +35,8 @@ from captum_gfi.evaluation.benchmark_data import case_from_record
 from captum_gfi.evaluation.benchmark_report import load_records
 from captum_gfi.evaluation.methods import check_methods, make_method
 from captum_gfi.evaluation.peers import is_peer, make_peer
-from captum_gfi.evaluation.sanity import cascading_randomization, method_factory
+from captum_gfi.evaluation.sanity import cascade_steps, cascading_randomization, method_factory
 from captum_gfi.presets import resolve_layers
-
-
-def lite_steps(classifier: nn.Module, prefix: str = "model.") -> list[list[str]]:
-    """The block-level cascade of an EfficientNet-Lite behind ``Normalize`` (top first)."""
-    net = classifier.get_submodule(prefix.rstrip("."))
-    blocks = list(net.get_submodule("_blocks"))
-    stages: list[list[str]] = []
-    last = None
-    for i, block in enumerate(blocks):
-        out = block.get_submodule("_project_conv").out_channels
-        if out != last:
-            stages.append([])
-            last = out
-        stages[-1].append(f"{prefix}_blocks.{i}")
-    steps = [[f"{prefix}_fc"], [f"{prefix}_conv_head", f"{prefix}_bn1"]]
-    steps += [stage[::-1] for stage in stages[::-1]]
-    steps[-1] += [f"{prefix}_bn0", f"{prefix}_conv_stem"]
-    return steps
 
 
 def pick_cases(run: Path, n: int) -> list[Any]:
@@ -100,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     x = torch.stack([c.image for c in cases])
     t = torch.tensor([c.target for c in cases])
     masks = torch.stack([c.mask for c in cases])
-    steps = lite_steps(model)[: args.steps]
+    steps = cascade_steps(model, x, args.steps)
     eps = [float(e) / 255 for e in args.epsilons.split(",")]
     result: dict[str, Any] = {
         "command": " ".join(["python", *sys.argv]),

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
 
 from captum_gfi.demo.toy import TinyConvNet
-from captum_gfi.evaluation.adversarial import fgsm_examples, fgsm_protocol
+from captum_gfi.evaluation.adversarial import (
+    fgsm_examples,
+    fgsm_key,
+    fgsm_protocol,
+    fgsm_records,
+    grey_levels,
+)
 from captum_gfi.evaluation.benchmark_metrics import energy_share
 from captum_gfi.evaluation.methods import center_map, make_method
 from captum_gfi.evaluation.rank_correlation import spearman
@@ -16,7 +27,7 @@ from captum_gfi.evaluation.rank_correlation import spearman
 SIDE = 8
 
 
-def _linear() -> nn.Module:
+def _linear() -> nn.Sequential:
     """Two classes, logits linear in the pixels: FGSM's effect is known in closed form."""
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * SIDE * SIDE, 2)).eval()
@@ -138,3 +149,128 @@ def test_bad_arguments() -> None:
         fgsm_protocol(model, x, t.float(), masks, center)
     with pytest.raises(ValueError, match="`methods`"):
         fgsm_protocol(model, x, t, masks, {})
+
+
+# ------------------------------------------------------------ records of benchmark cases
+
+Guard = Callable[[nn.Module], AbstractContextManager[None]]
+
+
+@dataclass(frozen=True)
+class Case:  # the fields of benchmark_data.BenchmarkCase that fgsm_records reads
+    case_id: str
+    kind: str
+    split: str
+    image: Tensor
+    target: int
+    mask: Tensor
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_cases(x: Tensor, t: Tensor, masks: Tensor) -> list[Case]:
+    return [Case(f"c{i}", "grid2", "test", x[i], int(t[i]), masks[i], {"photo": f"p{i % 3}"})
+            for i in range(x.shape[0])]  # fmt: skip
+
+
+def _plain(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(r) for r in records]
+
+
+def test_fgsm_keys_are_in_grey_levels() -> None:
+    assert grey_levels(2 / 255) == 2.0 and grey_levels(0.5 / 255) == 0.5
+    assert fgsm_key("c3", 2 / 255, "gfi", 7) == "c3|fgsm:2:gfi|7"
+    assert fgsm_key("c3", 0.5 / 255, "gradcam", 7) == "c3|fgsm:0.5:gradcam|7"
+
+
+def test_fgsm_records_flip_as_the_margin_predicts(untouched: Guard) -> None:
+    model = _linear()
+    x, t, masks, margin, l1 = _cases(model)
+    threshold = (margin / l1).sort().values
+    epsilons = [float(threshold[2] + threshold[3]) / 2, float(threshold[-1]) * 1.01]
+    methods = {"saliency": make_method("saliency", model), "center": make_method("center", model)}
+    cases = _as_cases(x, t, masks)
+    with untouched(model):
+        records = list(fgsm_records(cases, methods, model, epsilons, batch_size=4,
+                                    model_name="linear"))  # fmt: skip
+    assert len(records) == 6 * 2 * 2  # every (case, epsilon, method), flipped or not
+    assert [r["key"] for r in records[:4]] == [
+        fgsm_key("c0", epsilons[0], "saliency", int(t[0])),
+        fgsm_key("c0", epsilons[0], "center", int(t[0])),
+        fgsm_key("c0", epsilons[1], "saliency", int(t[0])),
+        fgsm_key("c0", epsilons[1], "center", int(t[0])),
+    ]
+    result = fgsm_protocol(model, x, t, masks, methods, epsilons)
+    flips = (margin / l1)[None] < torch.tensor(epsilons)[:, None]
+    for r in records:
+        i, e = int(r["item"][1:]), epsilons.index(r["epsilon"])
+        assert r["record"] == "fgsm" and r["model"] == "linear" and r["photo"] == f"p{i % 3}"
+        assert r["epsilon_255"] == grey_levels(r["epsilon"]) and r["clean_correct"]
+        assert r["flipped"] == bool(flips[e, i]) == bool(result.kept[e, i])
+        assert r["adversarial_class"] == int(result.adversarial_class[e, i])
+        metrics = {"energy_share", "pointing_hit", "rank_correlation", "clean_energy_share",
+                   "clean_pointing_hit"}  # fmt: skip
+        assert metrics <= r.keys() if r["flipped"] else not metrics & r.keys()
+        if r["flipped"]:
+            adv = result.adversarial[r["method"]]
+            assert r["energy_share"] == round(float(adv["energy_share"][e, i]), 6)
+            assert r["pointing_hit"] == bool(adv["pointing_hit"][e, i])
+            # a linear model's saliency and the center map ignore the attack
+            assert r["rank_correlation"] == 1.0
+            assert r["energy_share"] == pytest.approx(r["clean_energy_share"], abs=2e-6)
+    assert sum(r["flipped"] for r in records if r["epsilon"] == epsilons[1]) == 12
+
+
+def test_a_constant_model_never_flips() -> None:
+    linear = nn.Linear(3 * SIDE * SIDE, 3)
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(torch.tensor([0.0, 1.0, 0.5]))
+    model = nn.Sequential(nn.Flatten(), linear).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, SIDE, SIDE, generator=g)
+    masks = torch.ones(3, SIDE, SIDE, dtype=torch.bool)
+    cases = _as_cases(x, torch.ones(3, dtype=torch.long), masks)
+    records = list(fgsm_records(cases, {"center": make_method("center", model)}, model,
+                                [2 / 255, 8 / 255, 64 / 255]))  # fmt: skip
+    assert len(records) == 9
+    assert all(not r["flipped"] and r["adversarial_class"] == 1 for r in records)
+    assert not any("energy_share" in r for r in records)
+    assert sorted({r["epsilon_255"] for r in records}) == [2.0, 8.0, 64.0]
+
+
+def test_fgsm_records_resume_skips_done_keys_and_repeats_the_rest() -> None:
+    model = _linear()
+    x, t, masks, margin, l1 = _cases(model)
+    eps = [float((margin / l1).max()) * 1.01]
+    cases = _as_cases(x, t, masks)
+    methods = {"image": _image_map, "center": make_method("center", model)}
+    first = list(fgsm_records(cases, methods, model, eps, batch_size=4))
+    # the lost records: every image record of batch 1 and one center record of batch 2
+    lost = {r["key"] for r in first if r["item"] in ("c0", "c2") and r["method"] == "image"}
+    lost.add(fgsm_key("c5", eps[0], "center", int(t[5])))
+    done = {r["key"] for r in first} - lost
+    again = list(fgsm_records(cases, methods, model, eps, batch_size=4, done=done))
+    assert _plain(again) == _plain([r for r in first if r["key"] in lost])
+    assert list(fgsm_records(cases, methods, model, eps, done={r["key"] for r in first})) == []
+
+
+def test_fgsm_records_bad_arguments_fail_at_the_call() -> None:
+    model = _linear()
+    x, t, masks, _, _ = _cases(model)
+    cases = _as_cases(x, t, masks)
+    center = {"center": make_method("center", model)}
+    with pytest.raises(ValueError, match="differ in grey levels"):
+        fgsm_records(cases, center, model, [2 / 255, 2.0000001 / 255])
+    with pytest.raises(ValueError, match="`epsilons`"):
+        fgsm_records(cases, center, model, [0.0])
+    with pytest.raises(ValueError, match="`methods`"):
+        fgsm_records(cases, {}, model)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        fgsm_records(cases, center, model, batch_size=0)
+    empty = Case("e", "grid2", "test", x[0], int(t[0]), torch.zeros(SIDE, SIDE, dtype=torch.bool))
+    with pytest.raises(ValueError, match="case e's `mask`"):
+        fgsm_records([*cases, empty], center, model)
+    bright = Case("b", "grid2", "test", x[0] * 4, int(t[0]), masks[0])
+    with pytest.raises(ValueError, match=r"case b's image must lie in \[0.0, 1.0\]"):
+        fgsm_records([bright], center, model)
+    assert list(fgsm_records([], center, model)) == []

@@ -22,14 +22,18 @@ ground-truth mask (the benchmark's composites and grids):
 A method is as robust as the paper claims for GFI when its share and pointing on the
 adversarial images stay close to its clean ones and its maps stay correlated with the
 clean maps.
+
+:func:`fgsm_records` runs the protocol on benchmark cases and yields one JSON record per
+(case, epsilon, method) for the record store of ``captum-gfi evaluate``
+(:mod:`~captum_gfi.evaluation.records`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -41,13 +45,18 @@ from .._hooks import preserved_model_state
 from .benchmark_metrics import energy_share, pointing_hits
 from .pointing import STANDARD_TOLERANCE
 from .rank_correlation import spearman
+from .records import Record, record_key
 
 __all__ = [
     "DEFAULT_EPSILONS",
     "METRICS",
     "AdversarialResult",
+    "FgsmCase",
     "fgsm_examples",
+    "fgsm_key",
     "fgsm_protocol",
+    "fgsm_records",
+    "grey_levels",
 ]
 
 AttributionFn = Callable[[Tensor, Tensor], Tensor]
@@ -93,7 +102,7 @@ def fgsm_examples(
     fgsm = FGSM(model, loss_func=_cross_entropy, lower_bound=lower_bound, upper_bound=upper_bound)
     fgsm.zero_thresh = 0.0
     with preserved_model_state([model]):
-        adversarial = fgsm.perturb(images.detach().clone(), epsilon, targets)
+        adversarial = fgsm.perturb(images.detach().clone().requires_grad_(), epsilon, targets)
     return adversarial.detach()
 
 
@@ -278,3 +287,188 @@ def fgsm_protocol(
         clean=clean,
         adversarial=adv,
     )
+
+
+# --------------------------------------------------------------------------- records
+
+
+class FgsmCase(Protocol):
+    """What :func:`fgsm_records` needs of a benchmark case
+    (:class:`~captum_gfi.evaluation.benchmark_data.BenchmarkCase`)."""
+
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def split(self) -> str: ...
+    @property
+    def image(self) -> Tensor: ...
+    @property
+    def target(self) -> int: ...
+    @property
+    def mask(self) -> Tensor: ...
+
+
+def grey_levels(epsilon: float) -> float:
+    """``epsilon`` (``[0, 1]`` pixel space) in grey levels of 255, to 6 significant digits
+    (``2 / 255`` gives ``2.0``)."""
+    return float(f"{float(epsilon) * 255:.6g}")
+
+
+def fgsm_key(case_id: str, epsilon: float, method: str, target: int) -> str:
+    """The record key of ``method`` on a case attacked at ``epsilon`` (pixel space):
+    ``record_key(case_id, f"fgsm:{grey_levels(epsilon):g}:{method}", target)``."""
+    return record_key(case_id, f"fgsm:{grey_levels(epsilon):g}:{method}", target)
+
+
+def _photo(case: Any) -> str | None:
+    source = getattr(case, "source", None)
+    if isinstance(source, Mapping) and "photo" in source:
+        return str(source["photo"])
+    return None
+
+
+def _device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def fgsm_records(
+    cases: Sequence[FgsmCase],
+    methods: Mapping[str, AttributionFn],
+    model: nn.Module,
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    *,
+    tolerance: float = STANDARD_TOLERANCE,
+    batch_size: int = 8,
+    done: Collection[str] = frozenset(),
+    lower_bound: float = 0.0,
+    upper_bound: float = 1.0,
+    model_name: str = "",
+) -> Iterator[Record]:
+    r"""
+    The FGSM protocol on benchmark cases: one record per (case, epsilon, method).
+
+    The cases are taken in fixed batches of ``batch_size`` (in the given order); for each
+    batch, :func:`fgsm_protocol` runs once with every method that has a record missing in
+    it (at every epsilon), and only the missing records are yielded, so a resumed run
+    computes what the first one would have (a method's numbers do not depend on which
+    other methods run with it).
+
+    Every record (a JSON-serialisable dict) holds ``key`` (:func:`fgsm_key`), ``record``
+    (``"fgsm"``), ``item``, ``method``, ``kind``, ``split``, ``target``, ``model``,
+    ``photo`` (when the case's ``source`` names one), ``epsilon`` (pixel space),
+    ``epsilon_255`` (:func:`grey_levels`), ``clean_class`` and ``adversarial_class``
+    (top-1), ``clean_correct`` and ``flipped`` (clean prediction right, adversarial one
+    wrong: the case is kept); a flipped case's record also holds, for the map of the true
+    class, ``energy_share`` and ``pointing_hit`` on the adversarial image,
+    ``clean_energy_share`` and ``clean_pointing_hit`` on the clean one, and
+    ``rank_correlation`` (Spearman, adversarial vs clean map); values rounded to 6
+    decimals. A case that did not flip still gets its record (without the metrics), so a
+    resumed run knows it was done.
+
+    Args:
+        cases (sequence): cases with ``case_id``, ``kind``, ``split``, ``image``
+                    ``(C, H, W)`` in ``[lower_bound, upper_bound]``, ``target`` and
+                    ``mask`` ``(H, W)`` (and optionally ``source``), all of one size.
+        methods (Mapping[str, Callable]): name -> ``attribute(inputs, target)`` on
+                    ``model``.
+        model (nn.Module): classifier returning logits (left as found).
+        epsilons (sequence of float): FGSM step sizes in ``[0, 1]`` pixel space
+                    (``--fgsm-epsilons 2,8`` in grey levels: ``[2 / 255, 8 / 255]``).
+        tolerance (float): pointing-game tolerance in pixels.
+        batch_size (int): cases per protocol call (and images per method call).
+        done (collection of str): keys already stored: their records are not yielded.
+        model_name (str): stored in every record.
+
+    Yields:
+        record (dict): one per (case, epsilon, method) not in ``done``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    if not isinstance(methods, Mapping) or not methods:
+        raise ValueError("`methods` must map names to attribute(inputs, target) functions")
+    eps = tuple(float(e) for e in epsilons)
+    if not eps or not all(e > 0 and math.isfinite(e) for e in eps):
+        raise ValueError(f"`epsilons` must be positive, got {tuple(epsilons)}")
+    grey = [grey_levels(e) for e in eps]
+    if len(set(grey)) != len(grey):
+        raise ValueError(f"`epsilons` must differ in grey levels of 255, got {grey}")
+    cases = list(cases)
+    if not cases:
+        return iter(())
+    shape = tuple(cases[0].image.shape)
+    for c in cases:
+        if c.image.dim() != 3 or tuple(c.image.shape) != shape:
+            raise ValueError(f"`cases` must hold (C, H, W) images of one size {shape}; "
+                             f"not {c.case_id}")  # fmt: skip
+        if tuple(c.mask.shape) != shape[1:] or not bool(c.mask.bool().any()):
+            raise ValueError(f"case {c.case_id}'s `mask` must be a non-empty {shape[1:]} mask")
+        if float(c.image.min()) < lower_bound or float(c.image.max()) > upper_bound:
+            raise ValueError(f"case {c.case_id}'s image must lie in [{lower_bound}, "
+                             f"{upper_bound}]")  # fmt: skip
+    return _fgsm_iter(cases, methods, model, eps, grey, tolerance, batch_size, done,
+                      lower_bound, upper_bound, model_name)  # fmt: skip
+
+
+def _fgsm_iter(
+    cases: list[FgsmCase],
+    methods: Mapping[str, AttributionFn],
+    model: nn.Module,
+    eps: tuple[float, ...],
+    grey: list[float],
+    tolerance: float,
+    batch_size: int,
+    done: Collection[str],
+    lower_bound: float,
+    upper_bound: float,
+    model_name: str,
+) -> Iterator[Record]:
+    device = _device(model)
+
+    def r6(v: float) -> float:
+        return round(float(v), 6)
+
+    for start in range(0, len(cases), batch_size):
+        batch = cases[start : start + batch_size]
+        keys = {(i, e, m): fgsm_key(c.case_id, eps[e], m, c.target)
+                for i, c in enumerate(batch) for e in range(len(eps)) for m in methods}  # fmt: skip
+        missing = [m for m in methods if any(keys[k] not in done for k in keys if k[2] == m)]
+        if not missing:
+            continue
+        x = torch.stack([c.image for c in batch]).to(device)
+        t = torch.tensor([int(c.target) for c in batch], device=device)
+        g = torch.stack([c.mask for c in batch]).to(device).bool()
+        result = fgsm_protocol(model, x, t, g, {m: methods[m] for m in missing}, eps,
+                               lower_bound, upper_bound, tolerance, batch_size)  # fmt: skip
+        for i, case in enumerate(batch):
+            clean_class = int(result.clean_class[i])
+            photo = _photo(case)
+            for e in range(len(eps)):
+                flipped = bool(result.kept[e, i])
+                for m in missing:
+                    key = keys[i, e, m]
+                    if key in done:
+                        continue
+                    rec: Record = {
+                        "key": key, "record": "fgsm", "item": case.case_id, "method": m,
+                        "kind": case.kind, "split": case.split, "target": int(case.target),
+                        "model": model_name, "epsilon": eps[e], "epsilon_255": grey[e],
+                        "clean_class": clean_class,
+                        "adversarial_class": int(result.adversarial_class[e, i]),
+                        "clean_correct": clean_class == int(case.target), "flipped": flipped,
+                    }  # fmt: skip
+                    if photo is not None:
+                        rec["photo"] = photo
+                    if flipped:
+                        adv, clean = result.adversarial[m], result.clean[m]
+                        rec["energy_share"] = r6(adv["energy_share"][e, i])
+                        rec["pointing_hit"] = bool(adv["pointing_hit"][e, i])
+                        rec["rank_correlation"] = r6(adv["rank_correlation"][e, i])
+                        rec["clean_energy_share"] = r6(clean["energy_share"][i])
+                        rec["clean_pointing_hit"] = bool(clean["pointing_hit"][i])
+                    yield rec

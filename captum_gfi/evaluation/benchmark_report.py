@@ -14,6 +14,14 @@ Written to the output folder:
 - ``gallery.png``: the first 8 cases (input, ground truth, each method's map)
   from the thumbnails stored in the records.
 
+When the run also holds the records of the randomisation test
+(:func:`~captum_gfi.evaluation.sanity.sanity_records`, ``"record": "sanity"``) or of the
+FGSM test (:func:`~captum_gfi.evaluation.adversarial.fgsm_records`, ``"record": "fgsm"``),
+``summary.md`` gets a section for each ("Randomisation test", "Adversarial (FGSM)") and
+``summary.json`` the entries ``sanity`` and ``adversarial``
+(:func:`summarize_sanity`, :func:`summarize_fgsm`); without them both files are as
+before.
+
 Metrics are taken over the *evaluated* cases (the ``test`` split unless the
 run evaluated only ``tune``). WSOL's box accuracy uses the ``alpha`` that
 maximises it on the ``tune`` cases (the paper's protocol, one alpha per
@@ -58,7 +66,10 @@ def load_records(out: Path) -> tuple[list[Record], list[Record]]:
     ``(case_records, method_records)`` from ``out/shards/*.jsonl``, ordered by
     case index (then method name for method records).
     """
-    recs = list(read_records(out).values())
+    return _split_records(list(read_records(out).values()))
+
+
+def _split_records(recs: Sequence[Record]) -> tuple[list[Record], list[Record]]:
     cases = sorted((r for r in recs if r.get("record") == "case"), key=lambda r: r["index"])
     methods = sorted(
         (r for r in recs if r.get("record") == "method"), key=lambda r: (r["index"], r["method"])
@@ -258,6 +269,155 @@ def markdown_tables(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ordered(present: Sequence[str], methods: Sequence[str] | None) -> list[str]:
+    """The methods of ``present`` in the order of ``methods`` first, then first seen."""
+    seen = list(dict.fromkeys(present))
+    first = [m for m in (methods or []) if m in seen]
+    return first + [m for m in seen if m not in first]
+
+
+def _ci(values: Sequence[float]) -> dict[str, Any]:
+    est, lo, hi = bootstrap_mean_ci(list(values))
+    return {"mean": est, "low": lo, "high": hi, "n": len(values)}
+
+
+def summarize_sanity(
+    records: Sequence[Record], methods: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    r"""
+    The randomisation test per method, from its ``sanity`` records.
+
+    Args:
+        records (sequence of dict): ``"record": "sanity"`` records
+                    (:func:`~captum_gfi.evaluation.sanity.sanity_records`).
+        methods (sequence of str, optional): the order of the rows (methods not named
+                    follow in first-seen order).
+
+    Returns:
+        rows (list of dict): one per method and cascade (the records of a method with
+        another list of steps make another row): ``method``, ``steps``, ``n`` (cases),
+        ``photos`` (distinct photos, ``None`` when the records name none), ``splits``,
+        ``spearman_abs`` and ``spearman`` (mean over cases after every step),
+        ``final`` (mean ``spearman_abs`` after the last step with its 95 % bootstrap
+        CI), ``threshold``, ``passed`` (the method's verdict: ``final`` mean below the
+        threshold) and ``pass_share`` (the share of cases whose own ``final`` is below).
+    """
+    groups: dict[tuple[str, tuple[str, ...]], list[Record]] = {}
+    for r in sorted(records, key=lambda r: str(r["item"])):
+        groups.setdefault((r["method"], tuple(r["steps"])), []).append(r)
+    order = _ordered([m for m, _ in groups], methods)
+    rows: list[dict[str, Any]] = []
+    for (method, steps), recs in sorted(groups.items(), key=lambda kv: order.index(kv[0][0])):
+        photos = {r["photo"] for r in recs if "photo" in r}
+        threshold = float(recs[0].get("threshold", 0.5))
+        final = _ci([float(r["final"]) for r in recs])
+        rows.append({
+            "method": method, "steps": list(steps), "n": len(recs),
+            "photos": len(photos) if photos else None,
+            "splits": sorted({str(r.get("split")) for r in recs}),
+            "spearman_abs": np.mean([r["spearman_abs"] for r in recs], axis=0).tolist(),
+            "spearman": np.mean([r["spearman"] for r in recs], axis=0).tolist(),
+            "final": final, "threshold": threshold, "passed": final["mean"] < threshold,
+            "pass_share": float(np.mean([bool(r["passed"]) for r in recs])),
+        })  # fmt: skip
+    return rows
+
+
+def sanity_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The "Randomisation test" section of ``summary.md`` (:func:`summarize_sanity`)."""
+    lines = ["## Randomisation test", "",
+             "Cascading model-parameter randomisation (Adebayo et al., NeurIPS 2018): the "
+             "model's layers are re-initialised cumulatively from the top, one step at a "
+             "time; after each step, Spearman's rank correlation of the absolute maps "
+             "with the trained model's, mean over the cases (lower: the map depends more "
+             "on the weights). A method passes when the mean after the last step is below "
+             f"{rows[0]['threshold']:g}; *pass share*: the share of cases whose own "
+             "last-step value is below it."]  # fmt: skip
+    cascades = list(dict.fromkeys(tuple(r["steps"]) for r in rows))
+    for c, steps in enumerate(cascades):
+        part = [r for r in rows if tuple(r["steps"]) == steps]
+        title = f" ({c + 1} of {len(cascades)})" if len(cascades) > 1 else ""
+        lines += ["", f"Steps{title}: " + "; ".join(f"{k + 1} = `{s}`"
+                                                     for k, s in enumerate(steps)) + ".", "",
+                  "| Method | n | photos | " + " | ".join(str(k + 1) for k in range(len(steps)))
+                  + " | last step [95 % CI] | pass share | verdict |",
+                  "|---" * (len(steps) + 6) + "|"]  # fmt: skip
+        for r in part:
+            f = r["final"]
+            photos = "–" if r["photos"] is None else str(r["photos"])
+            cells = [_fmt(v) for v in r["spearman_abs"]]
+            cells += [
+                f"{_fmt(f['mean'])} [{_fmt(f['low'])}, {_fmt(f['high'])}]",
+                _fmt(r["pass_share"]),
+                "pass" if r["passed"] else "fail",
+            ]
+            lines.append(f"| {r['method']} | {r['n']} | {photos} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summarize_fgsm(
+    records: Sequence[Record], methods: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    r"""
+    The FGSM test per epsilon and method, from its ``fgsm`` records.
+
+    Args:
+        records (sequence of dict): ``"record": "fgsm"`` records
+                    (:func:`~captum_gfi.evaluation.adversarial.fgsm_records`).
+        methods (sequence of str, optional): the order of the methods.
+
+    Returns:
+        rows (list of dict): one per (epsilon, method), epsilons ascending:
+        ``epsilon_255``, ``method``, ``n`` (cases attacked), ``photos``, ``flipped``
+        (cases whose prediction flipped), and over the flipped cases (absent when none
+        flipped) ``energy_share``, ``pointing_hit``, ``rank_correlation`` (adversarial
+        map vs clean map), ``clean_energy_share`` and ``clean_pointing_hit``, each
+        ``{mean, low, high, n}`` with its 95 % bootstrap CI.
+    """
+    groups: dict[tuple[float, str], list[Record]] = {}
+    for r in sorted(records, key=lambda r: str(r["item"])):
+        groups.setdefault((float(r["epsilon_255"]), r["method"]), []).append(r)
+    order = _ordered([m for _, m in groups], methods)
+    rows: list[dict[str, Any]] = []
+    keys = sorted(groups, key=lambda k: (k[0], order.index(k[1])))
+    for eps, method in keys:
+        recs = groups[eps, method]
+        flipped = [r for r in recs if r["flipped"]]
+        photos = {r["photo"] for r in recs if "photo" in r}
+        row: dict[str, Any] = {"epsilon_255": eps, "method": method, "n": len(recs),
+                               "photos": len(photos) if photos else None,
+                               "flipped": len(flipped)}  # fmt: skip
+        if flipped:
+            for key in ("energy_share", "pointing_hit", "rank_correlation",
+                        "clean_energy_share", "clean_pointing_hit"):  # fmt: skip
+                row[key] = _ci([float(r[key]) for r in flipped])
+        rows.append(row)
+    return rows
+
+
+def fgsm_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The "Adversarial (FGSM)" section of ``summary.md`` (:func:`summarize_fgsm`)."""
+    lines = ["## Adversarial (FGSM)", "",
+             "The paper's adversarial test (Du et al., KDD 2018, Sec. 4.1.3): every case is "
+             "attacked by untargeted FGSM at ε grey levels of 255; on the cases whose "
+             "prediction flips, each method explains the true class on the adversarial "
+             "image. Mean with 95 % bootstrap CI over the flipped cases; *clean*: the same "
+             "cases' clean images; *Spearman*: rank correlation of the adversarial and the "
+             "clean map.", "",
+             "| ε (/255) | Method | flipped / n | Energy in GT ↑ | clean | Pointing ↑ | "
+             "clean | Spearman adv. vs clean |", "|---" * 8 + "|"]  # fmt: skip
+
+    def cell(v: dict[str, Any] | None) -> str:
+        return "–" if v is None else f"{_fmt(v['mean'])} [{_fmt(v['low'])}, {_fmt(v['high'])}]"
+
+    for r in rows:
+        cells = [cell(r.get(k)) for k in ("energy_share", "clean_energy_share", "pointing_hit",
+                                          "clean_pointing_hit", "rank_correlation")]  # fmt: skip
+        lines.append(f"| {r['epsilon_255']:g} | {r['method']} | {r['flipped']} / {r['n']} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def write_csvs(summary: dict[str, Any], records: Sequence[Record], out: Path) -> None:
     """``summary.csv``, ``paired.csv`` and ``per_case.csv``."""
     parts = [("all", summary), *summary.get("by_kind", {}).items()]
@@ -380,7 +540,8 @@ def write_benchmark_report(
         summary (dict): what ``summary.json`` holds.
     """
     out = Path(out)
-    cases, records = load_records(out)
+    everything = list(read_records(out).values())
+    cases, records = _split_records(everything)
     if not records:
         raise ValueError(f"no benchmark records in {out / 'shards'}")
     config: dict[str, Any] = {}
@@ -408,6 +569,12 @@ def write_benchmark_report(
         }
     summary["config"] = config
     summary["build_stats"] = stats
+    sanity = summarize_sanity([r for r in everything if r.get("record") == "sanity"], order)
+    if sanity:
+        summary["sanity"] = sanity
+    adversarial = summarize_fgsm([r for r in everything if r.get("record") == "fgsm"], order)
+    if adversarial:
+        summary["adversarial"] = adversarial
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     with (out / "records.jsonl").open("w") as fh:
         for r in [*cases, *records]:
@@ -423,6 +590,10 @@ def write_benchmark_report(
     for kind, sub in summary.get("by_kind", {}).items():
         md += f"\n### Cases of kind `{kind}` only ({sub['n_cases']} cases)\n\n"
         md += markdown_tables(sub)
+    if sanity:
+        md += "\n" + sanity_markdown(sanity)
+    if adversarial:
+        md += "\n" + fgsm_markdown(adversarial)
     (out / "summary.md").write_text(md)
     plot_metric_bars(summary, out / "metrics.png")
     plot_gallery(cases, records, summary["methods"], out / "gallery.png")

@@ -30,29 +30,44 @@ after the last step (every listed layer randomised) is below ``threshold`` (0.5)
 maps no longer rank the pixels as the trained model's maps do. A method whose maps stay
 similar fails. :attr:`RandomizationResult.mean_curve` (the mean over steps) measures how
 fast a method decorrelates, to compare methods on the same layers: lower is faster.
+
+**Steps of the benchmark.** :func:`cascade_steps` groups a classifier's layers into the
+block-level cascade of Adebayo et al. (the logits first, then the head, then one stage of
+blocks at a time, the stem last) for any network built of ``nn.Sequential`` /
+``nn.ModuleList`` containers of blocks (EfficientNet-Lite, torchvision's ResNets, VGGs and
+MobileNets, the toy net); :func:`sanity_records` runs the test on benchmark cases and
+yields one JSON record per (case, method) for the record store of ``captum-gfi evaluate``
+(:mod:`~captum_gfi.evaluation.records`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._hooks import preserved_model_state
 from .methods import is_method, make_method, resolve_module
 from .peers import is_peer, make_peer
 from .rank_correlation import spearman
+from .records import Record, record_key
 
 __all__ = [
     "PASS_THRESHOLD",
     "MethodFactory",
     "RandomizationResult",
+    "SanityCase",
+    "cascade_steps",
     "cascading_randomization",
     "method_factory",
+    "sanity_key",
+    "sanity_records",
     "top_down_layers",
 ]
 
@@ -306,3 +321,313 @@ def cascading_randomization(
         constant=np.stack(flat),
         threshold=threshold,
     )
+
+
+# --------------------------------------------------------------------------- block cascade
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def _has_parameters(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def _units(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The blocks of ``model``: its children with parameters, containers expanded."""
+
+    def expand(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+        found: list[tuple[str, nn.Module]] = []
+        for name, child in module.named_children():
+            if not _has_parameters(child):
+                continue
+            if isinstance(child, _CONTAINERS):
+                found += expand(child, f"{prefix}{name}.")
+            else:
+                found.append((f"{prefix}{name}", child))
+        return found
+
+    units = expand(model, "")
+    # a wrapper (Normalize around the network, say): expand its one child
+    while len(units) == 1 and any(_has_parameters(c) for c in units[0][1].children()):
+        name, only = units[0]
+        units = expand(only, f"{name}.")
+    return units
+
+
+def _output_shape(output: Any) -> tuple[int, ...] | None:
+    if isinstance(output, Tensor):
+        return tuple(output.shape[1:])
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            if isinstance(item, Tensor):
+                return tuple(item.shape[1:])
+    return None
+
+
+def cascade_steps(
+    model: nn.Module, inputs: Tensor, max_steps: int | None = None
+) -> list[list[str]]:
+    r"""
+    The block-level cascade of Adebayo et al.: steps of module names, top first.
+
+    The *blocks* are the model's children that hold parameters, with every
+    ``nn.Sequential``, ``nn.ModuleList`` and ``nn.ModuleDict`` expanded into its own
+    children (and a wrapper with a single such child, e.g.
+    :class:`~captum_gfi.demo.models.Normalize`, into that child's). One forward pass of
+    ``inputs[:1]`` (in eval mode, without gradients; the model's flags are restored)
+    orders them and gives each its output shape. Consecutive blocks with a 4-D output
+    (``(N, C, H, W)``) of the same shape form one step (a stage of blocks; the head's
+    convolution and its BatchNorm; the stem); a block with another output (the
+    classifier's linear layers) is a step of its own. Steps are listed from the last one
+    run (the logits) to the first (the stem), and a step's names top first.
+
+    For EfficientNet-Lite (behind ``Normalize``): ``model._fc``; ``model._bn1`` +
+    ``model._conv_head``; then the stages of ``model._blocks`` (blocks with the same
+    output shape), from block 15 down to block 0; ``model._bn0`` + ``model._conv_stem``
+    last. For a torchvision ResNet: ``fc``, ``layer4.1`` + ``layer4.0``, ...,
+    ``layer1.*``, ``bn1`` + ``conv1``. Parameters a module holds outside its children (a
+    class token, say) are not randomised, and a stem whose output has the shape of the
+    first stage's joins that stage.
+
+    Args:
+        model (nn.Module): the classifier.
+        inputs (Tensor): images it takes (the first one is run).
+        max_steps (int, optional): keep the first (top) this many steps.
+
+    Returns:
+        steps (list of list of str): for
+        :func:`cascading_randomization`'s ``layers``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(inputs, Tensor) or inputs.dim() < 2 or inputs.shape[0] < 1:
+        raise ValueError("`inputs` must be a batch of at least one image, (N, C, H, W)")
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
+    ):
+        raise ValueError(f"`max_steps` must be a positive int or None, got {max_steps!r}")
+    units = _units(model)
+    if not units:
+        raise ValueError("`model` has no sub-module with parameters to randomise")
+    order: dict[str, int] = {}
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    handles = []
+    for name, module in units:
+
+        def pre(module: nn.Module, args: Any, name: str = name) -> None:
+            order.setdefault(name, len(order))
+
+        def post(module: nn.Module, args: Any, output: Any, name: str = name) -> None:
+            shapes.setdefault(name, _output_shape(output))
+
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post))
+    try:
+        with preserved_model_state([model]), torch.no_grad():
+            model.eval()
+            model(inputs[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    groups: list[list[str]] = []
+    previous: tuple[int, ...] | None = None
+    for name in sorted(order, key=order.__getitem__):
+        shape = shapes.get(name)
+        if shape is not None and len(shape) == 3 and shape == previous and groups:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+        previous = shape if shape is not None and len(shape) == 3 else None
+    steps = [group[::-1] for group in groups[::-1]]
+    return steps if max_steps is None else steps[:max_steps]
+
+
+# --------------------------------------------------------------------------- records
+
+
+class SanityCase(Protocol):
+    """What :func:`sanity_records` needs of a benchmark case
+    (:class:`~captum_gfi.evaluation.benchmark_data.BenchmarkCase`)."""
+
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def split(self) -> str: ...
+    @property
+    def image(self) -> Tensor: ...
+    @property
+    def target(self) -> int: ...
+
+
+def sanity_key(case_id: str, method: str, target: int) -> str:
+    """The record key of the randomisation test of ``method`` on a case:
+    ``record_key(case_id, "sanity:" + method, target)``."""
+    return record_key(case_id, f"sanity:{method}", target)
+
+
+def _module_path(model: nn.Module, layer: str | nn.Module | None, argument: str) -> str | None:
+    if layer is None:
+        return None
+    if isinstance(layer, str):
+        resolve_module(model, layer)
+        return layer
+    if isinstance(layer, nn.Module):
+        for name, module in model.named_modules():
+            if module is layer:
+                return name
+        raise ValueError(f"`{argument}` is not a sub-module of `model`; pass one of its layers")
+    raise TypeError(f"`{argument}` must be a dotted module path or an nn.Module, got {layer!r}")
+
+
+def _photo(case: Any) -> str | None:
+    source = getattr(case, "source", None)
+    if isinstance(source, Mapping) and "photo" in source:
+        return str(source["photo"])
+    return None
+
+
+def _device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def sanity_records(
+    cases: Sequence[SanityCase],
+    methods: Sequence[str],
+    model: nn.Module,
+    layer: str | nn.Module | None = None,
+    inversion_layer: str | nn.Module | None = None,
+    steps: Sequence[str | Sequence[str]] | None = None,
+    *,
+    max_steps: int | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    threshold: float = PASS_THRESHOLD,
+    done: Collection[str] = frozenset(),
+    model_name: str = "",
+    peer_options: Mapping[str, Any] | None = None,
+) -> Iterator[Record]:
+    r"""
+    The cascading randomisation test on benchmark cases: one record per (case, method).
+
+    The cases are taken in fixed batches of ``batch_size`` (in the given order) and each
+    method runs :func:`cascading_randomization` once per batch on the cases' images and
+    targets; a batch is skipped when every record of the method in it is in ``done``, and
+    recomputed whole otherwise (only the missing records are yielded), so a resumed run
+    sees the batches of the first one. The randomised weights depend on ``seed`` and the
+    step only: every method and batch meets the same randomised models.
+
+    Every record (a JSON-serialisable dict) holds ``key`` (:func:`sanity_key`),
+    ``record`` (``"sanity"``), ``item`` (the case id), ``method``, ``kind``, ``split``,
+    ``target``, ``model`` (``model_name``), ``photo`` (when the case's ``source`` names
+    one), ``steps`` (the step names, ``+``-joined), per step ``spearman`` and
+    ``spearman_abs`` (rounded to 6 decimals) and ``constant_map`` (the randomised map
+    was constant), ``final`` (``spearman_abs`` after the last step), ``passed``
+    (``final < threshold``: this case's verdict; a method's verdict is the mean of
+    ``final`` over cases, the module's rule), ``threshold``, ``seed`` and ``seconds``
+    (wall seconds per case of the batch's test).
+
+    Args:
+        cases (sequence): cases with ``case_id``, ``kind``, ``split``, ``image``
+                    ``(C, H, W)`` and ``target`` (and optionally ``source``), all of one
+                    image size.
+        methods (sequence of str): names of
+                    :func:`~captum_gfi.evaluation.methods.make_method` or peers.
+        model (nn.Module): the trained classifier (left untouched: copies are randomised).
+        layer, inversion_layer (str or nn.Module, optional): GFI's and the CAMs' layers,
+                    as dotted paths or as sub-modules of ``model``.
+        steps (sequence, optional): the cascade (see :func:`cascading_randomization`'s
+                    ``layers``); default :func:`cascade_steps` of ``model``.
+        max_steps (int, optional): keep the first this many steps of the default cascade.
+        seed (int): seed of the random weights.
+        batch_size (int): cases per test call.
+        threshold (float): the pass threshold.
+        done (collection of str): keys already stored: their records are not yielded.
+        model_name (str): stored in every record.
+        peer_options (Mapping, optional): keyword arguments of ``make_peer`` for the peers.
+
+    Yields:
+        record (dict): one per (case, method) not in ``done``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"`threshold` must be in (0, 1], got {threshold}")
+    if isinstance(methods, str) or not methods:
+        raise ValueError(f"`methods` must be a non-empty sequence of names, got {methods!r}")
+    cases = list(cases)
+    if not cases:
+        return iter(())
+    shape = tuple(cases[0].image.shape)
+    bad = [c.case_id for c in cases if c.image.dim() != 3 or tuple(c.image.shape) != shape]
+    if bad:
+        raise ValueError(f"`cases` must hold (C, H, W) images of one size {shape}; not {bad[0]}")
+    layer_path = _module_path(model, layer, "layer")
+    inversion_path = _module_path(model, inversion_layer, "inversion_layer")
+    options = dict(peer_options or {})
+    factories = {
+        m: method_factory(m, layer_path, inversion_path, **(options if is_peer(m) else {}))
+        for m in dict.fromkeys(methods)
+    }
+    device = _device(model)
+    if steps is None:
+        steps = cascade_steps(model, cases[0].image[None].to(device), max_steps)
+    elif max_steps is not None:
+        raise ValueError("`max_steps` cuts the default cascade; cut the given `steps` instead")
+    names = ["+".join((step,) if isinstance(step, str) else tuple(step)) for step in steps]
+    for step in steps:
+        for name in (step,) if isinstance(step, str) else step:
+            resolve_module(model, name)
+    return _sanity_iter(cases, factories, model, steps, names, seed, batch_size, threshold,
+                        done, model_name, device)  # fmt: skip
+
+
+def _sanity_iter(
+    cases: list[SanityCase],
+    factories: Mapping[str, MethodFactory],
+    model: nn.Module,
+    steps: Sequence[str | Sequence[str]],
+    names: list[str],
+    seed: int,
+    batch_size: int,
+    threshold: float,
+    done: Collection[str],
+    model_name: str,
+    device: torch.device,
+) -> Iterator[Record]:
+    for start in range(0, len(cases), batch_size):
+        batch = cases[start : start + batch_size]
+        for method, factory in factories.items():
+            keys = [sanity_key(c.case_id, method, c.target) for c in batch]
+            if all(k in done for k in keys):
+                continue
+            x = torch.stack([c.image for c in batch]).to(device)
+            t = torch.tensor([int(c.target) for c in batch], device=device)
+            t0 = time.perf_counter()
+            result = cascading_randomization(
+                model, factory, x, t, steps, seed=seed, threshold=threshold
+            )
+            seconds = (time.perf_counter() - t0) / len(batch)
+            for i, (case, key) in enumerate(zip(batch, keys)):
+                if key in done:
+                    continue
+                final = float(result.spearman_abs[-1, i])
+                rec: Record = {
+                    "key": key, "record": "sanity", "item": case.case_id, "method": method,
+                    "kind": case.kind, "split": case.split, "target": int(case.target),
+                    "model": model_name, "steps": names,
+                    "spearman": [round(float(v), 6) for v in result.spearman[:, i]],
+                    "spearman_abs": [round(float(v), 6) for v in result.spearman_abs[:, i]],
+                    "constant_map": [bool(v) for v in result.constant[:, i]],
+                    "final": round(final, 6), "passed": bool(final < threshold),
+                    "threshold": threshold, "seed": seed, "seconds": seconds,
+                }  # fmt: skip
+                photo = _photo(case)
+                if photo is not None:
+                    rec["photo"] = photo
+                yield rec
