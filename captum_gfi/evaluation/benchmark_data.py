@@ -12,7 +12,35 @@ ship inside the test extra's dependencies (nothing is downloaded):
   The ground truth is the target's cell.
 
 The photos are those of the package's one photo registry,
-:data:`captum_gfi.evaluation.photos.PHOTO_FILES` (files that ship in installed wheels).
+:data:`captum_gfi.evaluation.photos.PHOTO_FILES` (files that ship in installed wheels and
+Debian packages); each case's ``source`` names the package, installed version and file of
+every photo it uses (``source["sources"]``, :func:`~captum_gfi.evaluation.photos.photo_source`).
+
+**Pools.** The foregrounds come from a named pool of :data:`FOREGROUND_POOLS`:
+
+* ``"default"`` — :data:`FOREGROUND_CANDIDATES`, the photos of the test extra's wheels
+  (scikit-image, scikit-learn, matplotlib, imgaug). Its cases are those of the versions
+  before pools existed, bit for bit.
+* ``"large"`` — those, plus the photos of PyPI ``foolbox`` 3.3.4 (20 ImageNet photos),
+  PyPI ``sporco`` 0.2.2.post1 (5 photos) and Debian ``tuxpaint-stamps-default``
+  2022.06.04-1 (100 photo cut-outs on transparency): whichever of them are installed. A
+  **cut-out** is tried as one crop, the tight box of its object (alpha > 0.5, see
+  :func:`candidate_crops`), classified over white. In a composite it is pasted *through its
+  alpha*: the crop and its alpha are resized into the pasted rectangle (premultiplied, so
+  no transparent colour bleeds in), the pixels with resized alpha > 0.5 are replaced by
+  the object's colour and every other pixel keeps the background's. Those replaced pixels
+  are the ground-truth mask, exactly (``box`` is their tight box; ``source["position"]``
+  and ``source["size"]`` give the pasted rectangle). In a grid a cut-out fills its cell
+  over white, and the ground truth is the cell, as for any photo.
+
+Both pools share the backgrounds (:data:`BACKGROUND_PHOTOS`, the test extra's photos).
+
+**Photo cap of the large pool.** Without an explicit ``max_per_photo``, a pool other than
+``"default"`` splits ``n`` into a quota per split in proportion to the split's photos
+(``round(n * tune photos / photos)`` tune cases, the rest test) and caps each photo at
+``max(1, floor(0.1 * quota of its split))`` cases, so that once ``n`` cases are built no
+photo holds more than 10 % of its split's cases (in particular of the test cases), nor of
+all ``n`` (the cap is at most ``floor(0.1 * n)``).
 
 **Split.** Each model's foreground photos are split by photo, never by case, so that
 whatever is tuned on the ``"tune"`` split (e.g. the WSOL threshold) never sees the photos
@@ -38,11 +66,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .photos import PHOTO_FILES, available_photos, load_photo, photo_boxes
+from .photos import (
+    PHOTO_FILES,
+    alpha_box,
+    available_photos,
+    is_cutout,
+    load_alpha,
+    load_photo,
+    photo_boxes,
+    photo_source,
+    photos_of,
+)
 
 __all__ = [
     "BACKGROUND_PHOTOS",
     "FOREGROUND_CANDIDATES",
+    "FOREGROUND_POOLS",
+    "LARGE_POOL_PACKAGES",
     "BenchmarkCase",
     "BuildStats",
     "Classifier",
@@ -63,8 +103,14 @@ Box = tuple[int, int, int, int]
 class Classifier(Protocol):
     """What the cases need of a model: :class:`captum_gfi.demo.models.LoadedModel` is one."""
 
-    model: nn.Module  # the raw network (the per-model caches are keyed on it)
-    classifier: nn.Module  # the network taking images in [0, 1]
+    @property
+    def model(self) -> nn.Module:  # the raw network (the per-model caches are keyed on it)
+        ...
+
+    @property
+    def classifier(self) -> nn.Module:  # the network taking images in [0, 1]
+        ...
+
     name: str
     input_size: int
     categories: list[str]
@@ -90,8 +136,19 @@ FOREGROUND_CANDIDATES: tuple[str, ...] = (
     "imgaug:quokka",
 )
 
-#: Every photo may be a background (a composite never uses its foreground's own photo).
-BACKGROUND_PHOTOS: tuple[str, ...] = tuple(PHOTO_FILES)
+#: The backgrounds of every pool: the photos of the test extra's wheels (a composite never
+#: uses its foreground's own photo).
+BACKGROUND_PHOTOS: tuple[str, ...] = photos_of(("skimage", "sklearn", "matplotlib", "imgaug"))
+
+#: The packages (keys of :data:`captum_gfi.evaluation.photos.PHOTO_SOURCES`) whose photos
+#: the ``"large"`` pool adds to :data:`FOREGROUND_CANDIDATES`.
+LARGE_POOL_PACKAGES: tuple[str, ...] = ("foolbox", "sporco", "tuxpaint-stamps-default")
+
+#: Foreground pools by name: the photos tried as foregrounds (those installed are used).
+FOREGROUND_POOLS: dict[str, tuple[str, ...]] = {
+    "default": FOREGROUND_CANDIDATES,
+    "large": FOREGROUND_CANDIDATES + photos_of(LARGE_POOL_PACKAGES),
+}
 
 #: Side of the pasted foreground's longer edge, as a fraction of the canvas side.
 SCALE_RANGE: tuple[float, float] = (0.3, 0.7)
@@ -100,6 +157,14 @@ SCALE_RANGE: tuple[float, float] = (0.3, 0.7)
 BATCH_SIZE = 8
 
 KINDS = ("composites", "grids")
+#: Share of a split's cases one photo may hold in the large pool (see the module docstring).
+PHOTO_SHARE = 0.1
+
+
+def _check_pool(pool: object) -> str:
+    if not isinstance(pool, str) or pool not in FOREGROUND_POOLS:
+        raise ValueError(f"pool must be one of {sorted(FOREGROUND_POOLS)}, got {pool!r}")
+    return pool
 
 
 # --------------------------------------------------------------------------- photos
@@ -111,7 +176,9 @@ def candidate_crops(name: str, height: int, width: int) -> list[Box]:
 
     The whole photo; windows of 0.8, 0.6 and 0.4 of each side at the 3 x 3 positions
     (corners, edge middles, centre); and the photo's annotated boxes (:func:`photo_boxes`).
-    Every crop keeps the photo's aspect ratio except the annotated boxes.
+    Every crop keeps the photo's aspect ratio except the annotated boxes. A cut-out
+    (:func:`~captum_gfi.evaluation.photos.is_cutout`) has one crop: the tight box of its
+    object (:func:`~captum_gfi.evaluation.photos.alpha_box`).
 
     Args:
         name (str): A key of :data:`PHOTO_FILES`.
@@ -121,6 +188,8 @@ def candidate_crops(name: str, height: int, width: int) -> list[Box]:
     Returns:
         list[tuple[int, int, int, int]]: ``(x0, y0, x1, y1)`` boxes, ``x1``/``y1`` exclusive.
     """
+    if name in PHOTO_FILES and is_cutout(name):
+        return [alpha_box(name)]
     crops: list[Box] = [(0, 0, width, height)]
     for fraction in (0.8, 0.6, 0.4):
         h, w = round(height * fraction), round(width * fraction)
@@ -202,6 +271,8 @@ class Foreground:
         target (int): The model's top-1 class on the crop.
         confidence (float): Its softmax probability.
         split (str): ``"tune"`` or ``"test"`` (:func:`assign_splits`).
+        alpha (Tensor, optional): ``(h, w)`` alpha of a cut-out's crop in ``[0, 1]``
+                    (``image`` is then the crop over white); None for other photos.
     """
 
     name: str
@@ -211,6 +282,7 @@ class Foreground:
     target: int
     confidence: float
     split: str
+    alpha: Tensor | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -224,19 +296,21 @@ class _Cell:
     confidence: float
 
 
-# model.model -> {(input size, min_confidence): foregrounds}; and the whole-photo classes
-_FOREGROUND_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[int, float], list[Foreground]]] = (
-    weakref.WeakKeyDictionary()
-)
+# model.model -> {(pool, input size, min_confidence): foregrounds}; and the whole-photo classes
+_FOREGROUND_CACHE: weakref.WeakKeyDictionary[
+    Any, dict[tuple[str, int, float], list[Foreground]]
+] = weakref.WeakKeyDictionary()
 _PHOTO_CLASS_CACHE: weakref.WeakKeyDictionary[Any, dict[int, dict[str, tuple[int, float]]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def foreground_photos(model: Classifier, min_confidence: float = 0.5) -> list[Foreground]:
+def foreground_photos(
+    model: Classifier, min_confidence: float = 0.5, pool: str = "default"
+) -> list[Foreground]:
     r"""
-    The foregrounds of the benchmark for ``model``: the crops of
-    :data:`FOREGROUND_CANDIDATES` (:func:`candidate_crops`) whose top-1 probability is at
+    The foregrounds of the benchmark for ``model``: the crops of the installed photos of
+    ``FOREGROUND_POOLS[pool]`` (:func:`candidate_crops`) whose top-1 probability is at
     least ``min_confidence``, each labelled with that top-1 class.
 
     Each crop is classified stretched to the model's ``input_size`` square (with
@@ -246,11 +320,12 @@ def foreground_photos(model: Classifier, min_confidence: float = 0.5) -> list[Fo
         model (Classifier): The classifier, see :func:`captum_gfi.demo.models.load_model`.
         min_confidence (float): Minimum top-1 probability of a kept crop.
                     Default: 0.5
+        pool (str): A key of :data:`FOREGROUND_POOLS`.
+                    Default: ``"default"``
 
     Returns:
-        list[Foreground]: In the order of :data:`FOREGROUND_CANDIDATES` and
-        :func:`candidate_crops`; ``split`` is set by :func:`assign_splits` over the kept
-        photos.
+        list[Foreground]: In the order of the pool and :func:`candidate_crops`; ``split`` is
+        set by :func:`assign_splits` over the kept photos (of this pool).
     """
     if not isinstance(model, Classifier):
         raise TypeError(
@@ -259,19 +334,32 @@ def foreground_photos(model: Classifier, min_confidence: float = 0.5) -> list[Fo
         )
     if not 0.0 < min_confidence <= 1.0:
         raise ValueError(f"min_confidence must be in (0, 1], got {min_confidence!r}")
+    pool = _check_pool(pool)
     size = model.input_size
     cache = _FOREGROUND_CACHE.setdefault(model.model, {})
-    key = (size, float(min_confidence))
+    key = (pool, size, float(min_confidence))
     if key in cache:
         return list(cache[key])
     crops: list[tuple[str, Box, Tensor]] = []
-    for photo in available_photos(FOREGROUND_CANDIDATES):
-        image = load_photo(photo)
+    alphas: list[Tensor | None] = []
+    for photo in available_photos(FOREGROUND_POOLS[pool]):
+        image, alpha = load_photo(photo), load_alpha(photo)
         for box in candidate_crops(photo, image.shape[1], image.shape[2]):
             x0, y0, x1, y1 = box
             crops.append((photo, box, image[:, y0:y1, x0:x1]))
-    inputs = torch.stack([resize_image(c[2], (size, size)) for c in crops])
-    confidence, top1 = _probabilities(model, inputs).max(dim=1)
+            alphas.append(None if alpha is None else alpha[y0:y1, x0:x1])
+    # resized in chunks of whole batches (the same batches, so the same probabilities, as
+    # one stack of every crop; a large pool's crops would not fit in memory at once)
+    chunk = 16 * BATCH_SIZE
+    probabilities = torch.cat(
+        [
+            _probabilities(
+                model, torch.stack([resize_image(c[2], (size, size)) for c in crops[i : i + chunk]])
+            )
+            for i in range(0, len(crops), chunk)
+        ]
+    )
+    confidence, top1 = probabilities.max(dim=1)
     kept = [i for i in range(len(crops)) if float(confidence[i]) >= min_confidence]
     splits = assign_splits([crops[i][0] for i in kept])
     result = [
@@ -283,6 +371,7 @@ def foreground_photos(model: Classifier, min_confidence: float = 0.5) -> list[Fo
             target=int(top1[i]),
             confidence=float(confidence[i]),
             split=splits[crops[i][0]],
+            alpha=alphas[i],
         )
         for i in kept
     ]
@@ -346,7 +435,9 @@ class BuildStats:
         kept (int): Cases returned.
         per_reason (dict[str, int]): Rejected candidates by reason: ``"low_confidence"``
                     (composites), ``"not_top5"``, ``"too_few_classes"`` (grids),
-                    ``"photo_quota"`` (``max_per_photo``).
+                    ``"photo_quota"`` (``max_per_photo`` or the large pool's cap),
+                    ``"split_quota"`` (the large pool's quota per split), ``"empty_mask"``
+                    (a cut-out pasted so small that no pixel has alpha > 0.5).
         per_kind (dict[str, int]): Kept cases by kind (``"composite"``, ``"grid2"``,
                     ``"grid3"``).
         per_split (dict[str, int]): Kept cases by split.
@@ -368,6 +459,7 @@ class _Candidate:
     box: Box
     source: dict[str, Any]
     rejected: str | None = None  # reason known before classification
+    mask: Tensor | None = None  # None: the box
 
 
 def _box_mask(size: int, box: Box) -> Tensor:
@@ -396,12 +488,45 @@ def _pick_foreground(
 _Maker = Callable[[np.random.Generator, int, frozenset[str]], _Candidate]
 
 
+def _sources(photos: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """Package, installed version and file of each photo (for the case records)."""
+    return {photo: photo_source(photo) for photo in dict.fromkeys(photos)}
+
+
 def _paste(canvas: Tensor, image: Tensor, position: Sequence[int], size: Sequence[int]) -> Box:
     """Pastes ``image`` resized to ``size`` = (w, h) at ``position`` = (x0, y0) of
     ``canvas`` (in place); returns the pasted box."""
     (x0, y0), (w, h) = position, size
     canvas[:, y0 : y0 + h, x0 : x0 + w] = resize_image(image, (h, w))
     return (x0, y0, x0 + w, y0 + h)
+
+
+def _paste_cutout(
+    canvas: Tensor, image: Tensor, alpha: Tensor, position: Sequence[int], size: Sequence[int]
+) -> Tensor:
+    """Pastes a cut-out (``image`` over white and its ``alpha``) resized to ``size`` = (w, h)
+    at ``position`` = (x0, y0) of ``canvas`` (in place) through its alpha: the pixels whose
+    resized alpha is > 0.5 take the object's colour, the others keep the canvas'. Returns
+    those pixels, the exact ground truth, as a ``canvas``-sized bool mask."""
+    (x0, y0), (w, h) = position, size
+    premultiplied = (image - (1.0 - alpha)).clamp(0.0, 1.0)  # image = rgb * a + (1 - a)
+    resized = resize_image(torch.cat([premultiplied, alpha.unsqueeze(0)]), (h, w))
+    a = resized[3]
+    inside = a > 0.5
+    colour = (resized[:3] / a.clamp(min=0.5)).clamp(0.0, 1.0)
+    region = canvas[:, y0 : y0 + h, x0 : x0 + w]
+    canvas[:, y0 : y0 + h, x0 : x0 + w] = torch.where(inside, colour, region)
+    mask = torch.zeros(canvas.shape[1:], dtype=torch.bool)
+    mask[y0 : y0 + h, x0 : x0 + w] = inside
+    return mask
+
+
+def _mask_box(mask: Tensor) -> Box:
+    """The tight box of a non-empty mask; ``(0, 0, 0, 0)`` for an empty one."""
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    if len(ys) == 0:
+        return (0, 0, 0, 0)
+    return (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
 def _tile(images: Sequence[Tensor], k: int, size: int, target_cell: int) -> tuple[Tensor, Box]:
@@ -419,7 +544,9 @@ def _tile(images: Sequence[Tensor], k: int, size: int, target_cell: int) -> tupl
     return canvas, box
 
 
-def _composite_maker(model: Classifier, foregrounds: list[Foreground], seed: int) -> _Maker:
+def _composite_maker(
+    model: Classifier, foregrounds: list[Foreground], seed: int, pool: str
+) -> _Maker:
     size = model.input_size
     groups = _group_by_photo(foregrounds)
     backgrounds = {
@@ -442,7 +569,14 @@ def _composite_maker(model: Classifier, foregrounds: list[Foreground], seed: int
         else:
             h, w = longer, max(1, round(longer * fw / fh))
         x0, y0 = int(rng.integers(size - w + 1)), int(rng.integers(size - h + 1))
-        box = _paste(canvas, fg.image, (x0, y0), (w, h))
+        mask: Tensor | None = None
+        rejected: str | None = None
+        if fg.alpha is None:
+            box = _paste(canvas, fg.image, (x0, y0), (w, h))
+        else:
+            mask = _paste_cutout(canvas, fg.image, fg.alpha, (x0, y0), (w, h))
+            box = _mask_box(mask)
+            rejected = None if bool(mask.any()) else "empty_mask"
         source = {
             "foreground": fg.name,
             "photo": fg.photo,
@@ -456,14 +590,18 @@ def _composite_maker(model: Classifier, foregrounds: list[Foreground], seed: int
             "size": [w, h],
             "seed": seed,
             "try": attempt,
+            "pool": pool,
+            "sources": _sources([fg.photo, bg_name]),
         }
-        return _Candidate("composite", fg.split, canvas, fg.target, box, source)
+        if fg.alpha is not None:
+            source["alpha_mask"] = True  # pasted through its alpha; the mask is alpha > 0.5
+        return _Candidate("composite", fg.split, canvas, fg.target, box, source, rejected, mask)
 
     return make
 
 
 def _grid_maker(
-    model: Classifier, foregrounds: list[Foreground], seed: int
+    model: Classifier, foregrounds: list[Foreground], seed: int, pool: str
 ) -> tuple[_Maker, tuple[int, ...]]:
     size = model.input_size
     groups = _group_by_photo(foregrounds)
@@ -509,6 +647,8 @@ def _grid_maker(
             "cells": [{"photo": c.photo, "crop": list(c.crop), "class": c.target} for c in chosen],
             "seed": seed,
             "try": attempt,
+            "pool": pool,
+            "sources": _sources([c.photo for c in chosen]),
         }
         rejected = None if len(chosen) == k * k else "too_few_classes"
         return _Candidate(f"grid{k}", fg.split, canvas, fg.target, box, source, rejected)
@@ -526,6 +666,7 @@ def build_cases(
     max_tries: int | None = None,
     max_per_photo: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    pool: str = "default",
 ) -> tuple[list[BenchmarkCase], BuildStats]:
     r"""
     Builds up to ``n`` benchmark cases of one kind for ``model``, deterministically from
@@ -539,7 +680,8 @@ def build_cases(
       of its crops) pasted onto a different photo or texture of :data:`BACKGROUND_PHOTOS`
       (shorter side resized to ``S``, a random ``S x S`` window). The pasted rectangle keeps
       the crop's aspect ratio; its longer side is a uniform integer between 30 % and 70 %
-      of ``S``; its position is uniform. Ground truth: the pasted rectangle. **Kept** when
+      of ``S``; its position is uniform. Ground truth: the pasted rectangle (a cut-out's
+      pixels of alpha > 0.5 in it, see the module docstring). **Kept** when
       the model's probability of the foreground's class on the composite is at least
       ``min_confidence``.
     * ``"grids"``: 2x2 and 3x3 grids alternately (try ``t`` is 3x3 when ``t`` is odd; only
@@ -565,18 +707,22 @@ def build_cases(
                     photos that survive pasting best do not make up most of the cases;
                     candidates of a full photo already drawn in the same batch are rejected
                     as ``"photo_quota"``. Building stops early when every photo is full.
-                    Default: None (no cap; photos drawn uniformly)
+                    Default: None (no cap for the ``"default"`` pool; for the others, the
+                    10 % cap with split quotas of the module docstring)
         progress (callable, optional): Called as ``progress(kept, tried)`` after each
                     batch of candidates (e.g. to update a progress bar).
                     Default: None
+        pool (str): The foreground pool, a key of :data:`FOREGROUND_POOLS`.
+                    Default: ``"default"``
 
     Returns:
         tuple[list[BenchmarkCase], BuildStats]: The kept cases in the order drawn, and the
         counts of tried / kept / rejected by reason.
 
     Raises:
-        ValueError: Bad ``kind``, ``n``, ``min_confidence`` or ``max_tries``, or the model
-        has too few foregrounds (fewer than two photos; grids need 4 distinct classes).
+        ValueError: Bad ``kind``, ``n``, ``min_confidence``, ``max_tries`` or ``pool``, or
+        the model has too few foregrounds (fewer than two photos; grids need 4 distinct
+        classes).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -592,17 +738,20 @@ def build_cases(
         isinstance(max_per_photo, bool) or not isinstance(max_per_photo, int) or max_per_photo <= 0
     ):
         raise ValueError(f"max_per_photo must be a positive int or None, got {max_per_photo!r}")
-    foregrounds = foreground_photos(model)
+    pool = _check_pool(pool)
+    foregrounds = foreground_photos(model, pool=pool)
     if len({f.photo for f in foregrounds}) < 2:
         raise ValueError(
-            f"{model.name} classifies fewer than two bundled photos with probability >= 0.5; "
-            "a benchmark needs at least two (one per split)"
+            f"{model.name} classifies fewer than two bundled photos of pool {pool!r} with "
+            "probability >= 0.5; a benchmark needs at least two (one per split)"
         )
+    photo_split = {f.photo: f.split for f in foregrounds}
+    caps, quotas = _photo_caps(photo_split, n, max_per_photo, pool)
     rng = np.random.default_rng([seed, KINDS.index(kind)])
     if kind == "composites":
-        make = _composite_maker(model, foregrounds, seed)
+        make = _composite_maker(model, foregrounds, seed, pool)
     else:
-        make, sizes = _grid_maker(model, foregrounds, seed)
+        make, sizes = _grid_maker(model, foregrounds, seed, pool)
         if not sizes:
             raise ValueError(f"{model.name}: too few distinct classes for a 2x2 grid")
 
@@ -611,11 +760,16 @@ def build_cases(
     reasons: Counter[str] = Counter()
     per_kind: Counter[str] = Counter()
     per_photo: Counter[str] = Counter()
-    n_photos = len({f.photo for f in foregrounds})
+    per_split: Counter[str] = Counter()
+    n_photos = len(photo_split)
     tried = 0
     while len(cases) < n and tried < max_tries:
-        cap = max_per_photo
-        full = frozenset(p for p, k in per_photo.items() if cap is not None and k >= cap)
+        full = frozenset(
+            p
+            for p, s in photo_split.items()
+            if (caps is not None and per_photo[p] >= caps[p])
+            or (quotas is not None and per_split[s] >= quotas[s])
+        )
         if len(full) == n_photos:
             break
         batch = [make(rng, tried + i, full) for i in range(min(BATCH_SIZE, max_tries - tried))]
@@ -636,12 +790,19 @@ def build_cases(
             else:
                 keep, reason = candidate.target in p.topk(5).indices.tolist(), "not_top5"
             photo = candidate.source["photo"]
-            if keep and max_per_photo is not None and per_photo[photo] >= max_per_photo:
+            if keep and caps is not None and per_photo[photo] >= caps[photo]:
                 keep, reason = False, "photo_quota"
+            if (
+                keep
+                and quotas is not None
+                and per_split[candidate.split] >= quotas[candidate.split]
+            ):
+                keep, reason = False, "split_quota"
             if not keep:
                 reasons[reason] += 1
                 continue
             per_photo[photo] += 1
+            per_split[candidate.split] += 1
             number = per_kind[candidate.kind]
             per_kind[candidate.kind] += 1
             cases.append(
@@ -651,7 +812,9 @@ def build_cases(
                     split=candidate.split,
                     image=candidate.image,
                     target=candidate.target,
-                    mask=_box_mask(size, candidate.box),
+                    mask=(
+                        _box_mask(size, candidate.box) if candidate.mask is None else candidate.mask
+                    ),
                     box=candidate.box,
                     confidence=confidence,
                     source=candidate.source,
@@ -671,12 +834,27 @@ def build_cases(
     return cases, stats
 
 
+def _photo_caps(
+    photo_split: dict[str, str], n: int, max_per_photo: int | None, pool: str
+) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+    """The most cases per photo and per split: ``max_per_photo`` if given; else none for
+    the default pool, and the 10 % cap with split quotas for the others."""
+    if max_per_photo is not None:
+        return {p: max_per_photo for p in photo_split}, None
+    if pool == "default":
+        return None, None
+    n_tune = round(n * sum(s == "tune" for s in photo_split.values()) / len(photo_split))
+    quotas = {"tune": n_tune, "test": n - n_tune}
+    caps = {p: max(1, math.floor(PHOTO_SHARE * quotas[s])) for p, s in photo_split.items()}
+    return caps, quotas
+
+
 def _crop(photo: str, crop: Sequence[int]) -> Tensor:
     x0, y0, x1, y1 = (int(v) for v in crop)
     return load_photo(photo)[:, y0:y1, x0:x1]
 
 
-def case_from_record(record: dict[str, Any], size: int) -> BenchmarkCase:
+def case_from_record(record: dict[str, Any], size: int, pool: str | None = None) -> BenchmarkCase:
     r"""
     Rebuilds a kept case from its ``case`` record, without the model.
 
@@ -691,17 +869,27 @@ def case_from_record(record: dict[str, Any], size: int) -> BenchmarkCase:
         record (dict): A ``case`` record (keys ``item``, ``kind``, ``split``, ``target``,
                     ``confidence``, ``box``, ``source``).
         size (int): The model's input size ``S`` the case was built for.
+        pool (str, optional): The pool the case must come from; the record's own
+                    (``source["pool"]``, ``"default"`` for records written before pools
+                    existed) is what rebuilds it.
+                    Default: None (any pool)
 
     Returns:
         BenchmarkCase: The case, with the recorded ``confidence`` (not recomputed).
 
     Raises:
-        ValueError: ``record`` is not a composite or grid case record, or its rebuilt
-        ground truth does not match the recorded box.
+        ValueError: ``record`` is not a composite or grid case record, comes from another
+        pool than ``pool``, or its rebuilt ground truth does not match the recorded box.
     """
     kind, source = record.get("kind"), record.get("source")
     if record.get("record", "case") != "case" or not isinstance(source, dict):
         raise ValueError(f"record must be a 'case' record with a 'source', got {record!r:.200}")
+    recorded_pool = source.get("pool", "default")
+    if pool is not None and _check_pool(pool) != recorded_pool:
+        raise ValueError(
+            f"{record.get('item')}: the record comes from pool {recorded_pool!r}, not {pool!r}"
+        )
+    mask: Tensor | None = None
     if kind == "composite":
         bg = _cover(load_photo(source["background"]), size)
         if list(bg.shape[1:]) != list(source["background_size"]):
@@ -712,7 +900,17 @@ def case_from_record(record: dict[str, Any], size: int) -> BenchmarkCase:
         ox, oy = source["background_offset"]
         canvas = bg[:, oy : oy + size, ox : ox + size].clone()
         crop = _crop(source["photo"], source["crop"])
-        box = _paste(canvas, crop, source["position"], source["size"])
+        if source.get("alpha_mask"):
+            alpha = load_alpha(source["photo"])
+            if alpha is None:
+                raise ValueError(f"{record['item']}: photo {source['photo']} has no alpha")
+            x0, y0, x1, y1 = (int(v) for v in source["crop"])
+            mask = _paste_cutout(
+                canvas, crop, alpha[y0:y1, x0:x1], source["position"], source["size"]
+            )
+            box = _mask_box(mask)
+        else:
+            box = _paste(canvas, crop, source["position"], source["size"])
     elif kind in ("grid2", "grid3"):
         images = [_crop(cell["photo"], cell["crop"]) for cell in source["cells"]]
         canvas, box = _tile(images, int(source["grid"]), size, int(source["target_cell"]))
@@ -726,7 +924,7 @@ def case_from_record(record: dict[str, Any], size: int) -> BenchmarkCase:
         split=str(record["split"]),
         image=canvas,
         target=int(record["target"]),
-        mask=_box_mask(size, box),
+        mask=_box_mask(size, box) if mask is None else mask,
         box=box,
         confidence=float(record["confidence"]),
         source=source,
@@ -742,6 +940,7 @@ def describe(
     n_grids: int = 200,
     seed: int = 0,
     max_per_photo: int | None = None,
+    pool: str = "default",
 ) -> dict[str, Any]:
     r"""
     A JSON-serialisable summary of the benchmark data for ``model``: its foreground photos
@@ -757,17 +956,20 @@ def describe(
                     Default: 0
         max_per_photo (int, optional): See :func:`build_cases`.
                     Default: None
+        pool (str): See :func:`build_cases`.
+                    Default: ``"default"``
 
     Returns:
-        dict[str, Any]: ``{"model", "input_size", "foreground_crops", "foreground_photos":
+        dict[str, Any]: ``{"model", "pool", "input_size", "foreground_crops", "foreground_photos":
         {photo: {"split", "crops", "classes"}}, "classes", "composites", "grids"}`` where
         each kind holds ``tried``, ``kept``, ``kept_per_photo`` (by foreground / target
         photo), ``per_reason``, ``per_kind``, ``per_split`` and ``seconds``.
     """
     start = time.perf_counter()
-    foregrounds = foreground_photos(model)
+    foregrounds = foreground_photos(model, pool=pool)
     summary: dict[str, Any] = {
         "model": model.name,
+        "pool": pool,
         "input_size": model.input_size,
         "foreground_seconds": round(time.perf_counter() - start, 2),
         "foreground_crops": len(foregrounds),
@@ -785,7 +987,7 @@ def describe(
         if n <= 0:
             continue
         start = time.perf_counter()
-        cases, stats = build_cases(kind, model, n, seed, max_per_photo=max_per_photo)
+        cases, stats = build_cases(kind, model, n, seed, max_per_photo=max_per_photo, pool=pool)
         summary[kind] = {
             "tried": stats.tried,
             "kept": stats.kept,
