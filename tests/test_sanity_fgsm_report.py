@@ -113,10 +113,11 @@ def test_sections_appear_with_the_records_and_leave_the_rest_as_it_was(
     assert (center["n"], center["photos"], center["steps"]) == (4, 2, ["fc", "conv2", "conv1"])
     assert center["spearman_abs"] == [1.0, 1.0, 1.0] and center["pass_share"] == 0.0
     assert center["final"]["mean"] == 1.0 and not center["passed"]
+    assert center["constant_last"] == 0
     saliency = [r for r in sanity if r["method"] == "saliency"]
     assert rows[1]["pass_share"] == pytest.approx(sum(r["passed"] for r in saliency) / 4)
     assert "Steps: 1 = `fc`; 2 = `conv2`; 3 = `conv1`." in md
-    line = "| center | 4 | 2 | 1.000 | 1.000 | 1.000 | 1.000 [1.000, 1.000] | 0.000 | fail |"
+    line = "| center | 4 | 2 | 1.000 | 1.000 | 1.000 | 1.000 [1.000, 1.000] | 0.000 | 0 | fail |"
     assert line in md.splitlines()
 
     adv = summary["adversarial"]
@@ -156,12 +157,15 @@ def test_summaries_of_records_alone() -> None:
             "photo": photo,
         }
 
+    flat = {**sanity("z", "k", 0.0, "q"), "constant_map": [False, True]}
     rows = summarize_sanity([sanity("x", "m", 0.2, "p"), sanity("y", "m", 0.6, "p"),
-                             sanity("x", "k", 0.9, "q")], methods=["k"])  # fmt: skip
+                             sanity("x", "k", 0.9, "q"), flat], methods=["k"])  # fmt: skip
     assert [r["method"] for r in rows] == ["k", "m"]
     m = rows[1]
     assert m["n"] == 2 and m["photos"] == 1 and m["pass_share"] == 0.5
     assert m["spearman_abs"] == pytest.approx([1.0, 0.4]) and m["passed"]
+    assert m["constant_last"] == 0  # records without constant_map count as not constant
+    assert rows[0]["constant_last"] == 1 and rows[0]["n"] == 2
     assert summarize_sanity([]) == [] and summarize_fgsm([]) == []
     fgsm = [{"record": "fgsm", "item": "x", "method": "m", "epsilon_255": 8.0,
              "flipped": False}]  # fmt: skip

@@ -300,7 +300,9 @@ def summarize_sanity(
         ``spearman_abs`` and ``spearman`` (mean over cases after every step),
         ``final`` (mean ``spearman_abs`` after the last step with its 95 % bootstrap
         CI), ``threshold``, ``passed`` (the method's verdict: ``final`` mean below the
-        threshold) and ``pass_share`` (the share of cases whose own ``final`` is below).
+        threshold), ``pass_share`` (the share of cases whose own ``final`` is below) and
+        ``constant_last`` (cases whose map was constant after the last step: a constant
+        map has rank correlation 0, so it passes without showing anything).
     """
     groups: dict[tuple[str, tuple[str, ...]], list[Record]] = {}
     for r in sorted(records, key=lambda r: str(r["item"])):
@@ -319,6 +321,7 @@ def summarize_sanity(
             "spearman": np.mean([r["spearman"] for r in recs], axis=0).tolist(),
             "final": final, "threshold": threshold, "passed": final["mean"] < threshold,
             "pass_share": float(np.mean([bool(r["passed"]) for r in recs])),
+            "constant_last": sum(bool(r.get("constant_map", [False])[-1]) for r in recs),
         })  # fmt: skip
     return rows
 
@@ -332,7 +335,8 @@ def sanity_markdown(rows: Sequence[dict[str, Any]]) -> str:
              "with the trained model's, mean over the cases (lower: the map depends more "
              "on the weights). A method passes when the mean after the last step is below "
              f"{rows[0]['threshold']:g}; *pass share*: the share of cases whose own "
-             "last-step value is below it."]  # fmt: skip
+             "last-step value is below it; *constant*: cases whose last-step map is "
+             "constant (rank correlation 0: it passes without showing anything)."]  # fmt: skip
     cascades = list(dict.fromkeys(tuple(r["steps"]) for r in rows))
     for c, steps in enumerate(cascades):
         part = [r for r in rows if tuple(r["steps"]) == steps]
@@ -340,8 +344,8 @@ def sanity_markdown(rows: Sequence[dict[str, Any]]) -> str:
         lines += ["", f"Steps{title}: " + "; ".join(f"{k + 1} = `{s}`"
                                                      for k, s in enumerate(steps)) + ".", "",
                   "| Method | n | photos | " + " | ".join(str(k + 1) for k in range(len(steps)))
-                  + " | last step [95 % CI] | pass share | verdict |",
-                  "|---" * (len(steps) + 6) + "|"]  # fmt: skip
+                  + " | last step [95 % CI] | pass share | constant | verdict |",
+                  "|---" * (len(steps) + 7) + "|"]  # fmt: skip
         for r in part:
             f = r["final"]
             photos = "–" if r["photos"] is None else str(r["photos"])
@@ -349,6 +353,7 @@ def sanity_markdown(rows: Sequence[dict[str, Any]]) -> str:
             cells += [
                 f"{_fmt(f['mean'])} [{_fmt(f['low'])}, {_fmt(f['high'])}]",
                 _fmt(r["pass_share"]),
+                str(r["constant_last"]),
                 "pass" if r["passed"] else "fail",
             ]
             lines.append(f"| {r['method']} | {r['n']} | {photos} | " + " | ".join(cells) + " |")
