@@ -7,7 +7,10 @@ row then shows the class map of each setting of ``--setting`` (default ``refined
 the recommended setting next to the paper's) and Captum's ``LayerGradCam`` for that class
 (at the layer GFI masks, upsampled bilinearly); ``--ig`` adds ``IntegratedGradients``
 (black-image baseline, i.e. zeros in ``[0, 1]`` pixel space before normalisation; absolute
-values summed over channels). This is the layout of the paper's Fig. 3: on
+values summed over channels); ``--peers`` adds other libraries' methods, one column each
+(pytorch-grad-cam's CAMs on Grad-CAM's layer and TorchRay's extremal perturbation and RISE,
+from the ``peers`` extra, built by :func:`captum_gfi.evaluation.methods.make_method` as
+``captum-gfi evaluate`` builds them). This is the layout of the paper's Fig. 3: on
 ``sample:cat-coffee`` with ``--target "Egyptian cat,espresso"`` the stage-1 mask covers
 both objects and each class map only its own.
 
@@ -21,8 +24,8 @@ import argparse
 import difflib
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,8 +41,11 @@ __all__ = [
     "Explanation",
     "add_arguments",
     "compute_explanation",
+    "check_peer_options",
     "default_output_path",
+    "explanation_caption",
     "explanation_panels",
+    "parse_peer_names",
     "parse_setting_names",
     "parse_target",
     "parse_targets",
@@ -49,7 +55,8 @@ __all__ = [
 
 HELP = (
     "Explain an image classifier's prediction with GFI and write one figure comparing it, "
-    "class by class, with Captum's LayerGradCam (and, with --ig, IntegratedGradients)."
+    "class by class, with Captum's LayerGradCam (and, with --ig, IntegratedGradients; with "
+    "--peers, other libraries' methods)."
 )
 
 #: The paper's step counts (Du et al., KDD 2018).
@@ -64,12 +71,31 @@ DEFAULT_SETTINGS = ("refined", "paper")
 # (tests/test_explain_cli.py checks that they are the registry's)
 _BUILTIN_SETTINGS = ("refined", "paper", "authors")
 
-#: How to read the figure, printed under it.
-CAPTION = (
+# captum_gfi.evaluation.peers.PEERS by library, and the defaults of make_peer's max_iter and
+# num_masks (EXTREMAL_ITERATIONS, RISE_MASKS), for --help without importing torch (tested)
+_GRAD_CAM_PEERS = ("gradcam++", "scorecam", "layercam", "xgradcam", "pgc_gradcam")
+_TORCHRAY_PEERS = ("extremal_perturbation", "rise")
+_EXTREMAL_ITERATIONS = 800
+_RISE_MASKS = 8000
+# explain's own columns, named as captum-gfi evaluate names them
+_PEER_HINTS = {
+    "gradcam": " (Captum's LayerGradCam is always drawn; pytorch-grad-cam's is pgc_gradcam)",
+    "ig": " (--ig draws Captum's IntegratedGradients)",
+}
+
+_CAPTION_START = (
     "Each row explains the class named in its titles; red is high, blue low, and every map "
-    "is scaled to its own maximum (1 on its colour bar). GFI's stage 1 ignores the class "
-    "(it covers every object the network sees); a class map should cover only its class."
+    "is scaled to its own maximum (1 on its colour bar)."
 )
+_CAPTION_STAGE1 = (
+    " GFI's stage 1 ignores the class (it covers every object the network sees); a class map "
+    "should cover only its class."
+)
+_CAPTION_NO_STAGE1 = " A class map should cover only its class."
+
+#: How to read the figure with a stage-1 panel (:func:`explanation_caption` gives the
+#: caption of a given figure: without a stage-1 panel it does not speak of stage 1).
+CAPTION = _CAPTION_START + _CAPTION_STAGE1
 
 
 def parse_setting_names(value: str) -> list[str]:
@@ -91,6 +117,78 @@ def parse_setting_names(value: str) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError(f"--setting names a setting twice: {value!r}")
     return names
+
+
+def parse_peer_names(value: str | None) -> list[str]:
+    r"""
+    Parses a ``--peers`` value: one name of ``captum_gfi.evaluation.peers.PEERS`` or
+    several separated by commas (``"gradcam++,rise"``), and checks that their libraries
+    (the ``peers`` extra) are installed, so that a missing one fails before the model loads.
+
+    Args:
+        value (str or None): The option's value; None (not given) is no peer.
+
+    Returns:
+        list[str]: The peer names, in the order given.
+
+    Raises:
+        ValueError: An unknown or repeated name, or none.
+        ImportError: A peer's library is not installed; the message says how to install it
+        (``pip install -e ".[peers]"``).
+    """
+    if value is None:
+        return []
+    from captum_gfi.evaluation.peers import PEERS
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"--peers needs at least one name of {', '.join(PEERS)}")
+    for name in names:
+        if name not in PEERS:
+            close = difflib.get_close_matches(name, PEERS, n=1, cutoff=0.6)
+            hint = _PEER_HINTS.get(name, f" (did you mean {close[0]!r}?)" if close else "")
+            raise ValueError(f"--peers {name!r} is unknown{hint}; the peers are {', '.join(PEERS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--peers names a peer twice: {value!r}")
+    _check_peers_installed(names)
+    return names
+
+
+def _check_peers_installed(names: Sequence[str]) -> None:
+    """Builds every peer on a stand-in module: ``make_peer`` imports the peer's library when
+    it builds it (an ImportError with the install hint if it is missing) and uses the model
+    only when the method is called."""
+    from torch import nn
+
+    from captum_gfi.evaluation.peers import make_peer
+
+    for name in names:
+        try:
+            make_peer(name, nn.Identity(), nn.Identity())
+        except ImportError as err:
+            raise ImportError(f"--peers {name!r}: {err}") from err
+
+
+def check_peer_options(
+    peers: Sequence[str], extremal_iterations: int | None, rise_masks: int | None
+) -> None:
+    r"""
+    Refuses ``--extremal-iterations`` and ``--rise-masks`` below 1, or given without the
+    peer they configure in ``--peers``.
+
+    Raises:
+        ValueError: Naming the option, the value and the fix.
+    """
+    for option, value, peer in (
+        ("--extremal-iterations", extremal_iterations, "extremal_perturbation"),
+        ("--rise-masks", rise_masks, "rise"),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{option} must be a positive int, got {value!r}")
+        if peer not in peers:
+            raise ValueError(f"{option} configures --peers {peer}, which is not asked for")
 
 
 def parse_target(value: str | int | None, categories: Sequence[str]) -> int | None:
@@ -188,7 +286,14 @@ class Explanation:
                     ``|sum over channels|``, ``(K, 1, H, W)``, if asked for.
         seconds (dict[str, float]): Wall time of each method, for all classes together:
                     ``"gfi:NAME"`` for each setting (both stages), ``"gfi_stage1"`` for the
-                    stage-1 mask, ``"grad_cam"`` and ``"integrated_gradients"``.
+                    stage-1 mask, ``"grad_cam"``, ``"integrated_gradients"`` and
+                    ``"peer:NAME"`` for each peer.
+        peer_maps (dict[str, Tensor]): The maps of every peer, by name (of
+                    ``captum_gfi.evaluation.peers.PEERS``), in the order asked:
+                    ``(K, 1, H, W)``, row k for ``targets[k]``.
+        peer_configurations (dict[str, str]): For a peer run with fewer iterations or
+                    masks than its authors' (``"100 iterations"``), that change; the peers
+                    at their authors' settings are not in it.
     """
 
     image: Tensor
@@ -202,6 +307,8 @@ class Explanation:
     grad_cam: Tensor
     integrated_gradients: Tensor | None
     seconds: dict[str, float]
+    peer_maps: dict[str, Tensor] = field(default_factory=dict)
+    peer_configurations: dict[str, str] = field(default_factory=dict)
 
     @property
     def top1(self) -> int:
@@ -225,6 +332,10 @@ def _class_agnostic_stage1(names: Sequence[str], inversion_steps: int | None) ->
     return None
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def compute_explanation(
     bundle: LoadedModel,
     image: Tensor,
@@ -235,11 +346,15 @@ def compute_explanation(
     show_progress: bool = False,
     settings: Sequence[str] = DEFAULT_SETTINGS,
     integrated_gradients: bool = False,
+    peers: Sequence[str] = (),
+    extremal_iterations: int | None = None,
+    rise_masks: int | None = None,
 ) -> Explanation:
     r"""
     Runs GFI (its class-agnostic stage 1 alone, then both stages for every setting and
-    class), LayerGradCam and, if asked, IntegratedGradients on one image, all through
-    ``bundle.classifier`` (inputs in ``[0, 1]``). The classes are explained in one batch.
+    class), LayerGradCam and, if asked, IntegratedGradients and the peers on one image, all
+    through ``bundle.classifier`` (inputs in ``[0, 1]``). The classes are explained in one
+    batch.
 
     Args:
         bundle (LoadedModel): The model, see :func:`captum_gfi.demo.models.load_model`.
@@ -256,15 +371,30 @@ def compute_explanation(
         settings (Sequence[str]): names of ``captum_gfi.settings.SETTINGS``, one class map
                     each. Default: ``("refined", "paper")``
         integrated_gradients (bool): Also run IntegratedGradients. Default: False
+        peers (Sequence[str]): names of ``captum_gfi.evaluation.peers.PEERS`` (the
+                    ``peers`` extra), one map each, built by
+                    :func:`captum_gfi.evaluation.methods.make_method` on GFI's ``layer``
+                    (Grad-CAM's) as ``captum-gfi evaluate`` builds them. Default: ``()``
+        extremal_iterations (int, optional): ``extremal_perturbation``'s iterations
+                    instead of TorchRay's 800 (then built by
+                    :func:`captum_gfi.evaluation.peers.make_peer` with ``max_iter``).
+                    Default: None (800)
+        rise_masks (int, optional): ``rise``'s masks instead of TorchRay's 8000 (then
+                    built by ``make_peer`` with ``num_masks``). Default: None (8000)
 
     Returns:
         Explanation: The maps and the prediction.
+
+    Raises:
+        ValueError: A bad argument, before any model pass.
+        ImportError: A peer's library is not installed, before any model pass.
     """
     import torch
     from tqdm import tqdm
 
     from captum_gfi import GuidedFeatureInversion
     from captum_gfi.evaluation.methods import make_method
+    from captum_gfi.evaluation.peers import EXTREMAL_ITERATIONS, PEERS, RISE_MASKS, make_peer
     from captum_gfi.presets import resolve_layers
     from captum_gfi.settings import get_setting
 
@@ -287,6 +417,17 @@ def compute_explanation(
         raise ValueError(f"settings names a setting twice: {names}")
     for name in names:
         get_setting(name)  # unknown names fail before the long computation
+    peer_names = list(peers)
+    for name in peer_names:
+        if name not in PEERS:
+            raise ValueError(f"peers: {name!r} is not one of {', '.join(PEERS)}")
+    if len(set(peer_names)) != len(peer_names):
+        raise ValueError(f"peers names a peer twice: {peer_names}")
+    for option, value in (("extremal_iterations", extremal_iterations), ("rise_masks", rise_masks)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"{option} must be a positive int or None, got {value!r}")
     probabilities = bundle.predict(image)[0]
     n_classes = probabilities.numel()
     if target is None:
@@ -306,11 +447,30 @@ def compute_explanation(
     # the presets know the raw architectures; the layers are shared with the wrapper
     preset = resolve_layers(bundle.model)
     gfi = GuidedFeatureInversion(classifier, preset.layer, preset.inversion_layer)
+    # the peers are built first: a missing library fails before the long computation
+    peer_methods: dict[str, Callable[[Tensor, Tensor], Tensor]] = {}
+    peer_configurations: dict[str, str] = {}
+    if extremal_iterations == EXTREMAL_ITERATIONS:
+        extremal_iterations = None  # the authors' count, built as evaluate builds it
+    if rise_masks == RISE_MASKS:
+        rise_masks = None
+    for name in peer_names:
+        if name == "extremal_perturbation" and extremal_iterations is not None:
+            peer_methods[name] = make_peer(
+                name, classifier, preset.layer, max_iter=extremal_iterations
+            )
+            peer_configurations[name] = _count(extremal_iterations, "iteration")
+        elif name == "rise" and rise_masks is not None:
+            peer_methods[name] = make_peer(name, classifier, preset.layer, num_masks=rise_masks)
+            peer_configurations[name] = _count(rise_masks, "mask")
+        else:  # the authors' settings, as captum-gfi evaluate runs them
+            peer_methods[name] = make_method(name, classifier, preset.layer, preset.inversion_layer)
     seconds: dict[str, float] = {}
+    peer_maps: dict[str, Tensor] = {}
     gfi_maps: dict[str, Tensor] = {}
     inversion_mask = None
     with tqdm(
-        total=(stage1 is not None) + len(names) + 1 + integrated_gradients,
+        total=(stage1 is not None) + len(names) + 1 + integrated_gradients + len(peer_names),
         desc="captum-gfi explain",
         unit="method",
         disable=not show_progress,
@@ -352,6 +512,13 @@ def compute_explanation(
             integrated = make_method("ig", classifier, ig_steps=ig_steps)(batch, target_tensor)
             seconds["integrated_gradients"] = time.perf_counter() - start
             bar.update()
+
+        for name in peer_names:
+            bar.set_postfix_str(name)
+            start = time.perf_counter()
+            peer_maps[name] = peer_methods[name](batch, target_tensor).detach()
+            seconds[f"peer:{name}"] = time.perf_counter() - start
+            bar.update()
     return Explanation(
         image=image.detach(),
         probabilities=probabilities.detach(),
@@ -364,17 +531,23 @@ def compute_explanation(
         grad_cam=grad_cam.detach(),
         integrated_gradients=integrated,
         seconds=seconds,
+        peer_maps=peer_maps,
+        peer_configurations=peer_configurations,
     )
 
 
 def explanation_panels(explanation: Explanation) -> list[list[Panel | None]]:
     r"""
     The panels of the figure, one row per class: the class map of every setting,
-    LayerGradCam and, if computed, IG. The input and the class-agnostic stage-1 mask come
-    first: stacked in the first column with two classes or more, side by side in the row
-    with one. Every title names the method (and setting) and the class it explains.
+    LayerGradCam and, if computed, IG and the peers. The input and the class-agnostic
+    stage-1 mask come first: stacked in the first column with two classes or more, side by
+    side in the row with one. Every title names the method (and setting; a peer: its
+    library and any change to its authors' configuration) and the class it explains.
     """
     from captum_gfi.figure import Panel
+
+    if explanation.peer_maps:
+        from captum_gfi.evaluation.peers import library
 
     e = explanation
     lead: list[Panel] = [Panel(f"input ({e.model_name})\npredicted: {e.label(e.top1)}")]
@@ -402,14 +575,27 @@ def explanation_panels(explanation: Explanation) -> list[list[Panel | None]]:
                     sign="absolute_value",
                 )
             )
+        for name, maps in e.peer_maps.items():
+            changed = e.peer_configurations.get(name)
+            heading = f"{name} ({changed})" if changed else name
+            title = f"{heading}\n{library(name)}\n{explained}"
+            row.append(Panel(title, maps[k], outlier_perc=0))
         rows.append(row)
     return rows
 
 
+def explanation_caption(explanation: Explanation) -> str:
+    r"""How to read the figure of ``explanation``: it speaks of GFI's stage 1 only where the
+    figure has a stage-1 panel (:data:`CAPTION` then)."""
+    if explanation.inversion_mask is not None:
+        return CAPTION
+    return _CAPTION_START + _CAPTION_NO_STAGE1
+
+
 def render_explanation(explanation: Explanation, out: str | Path, dpi: int = 120) -> Path:
     r"""
-    Draws :func:`explanation_panels` (with :data:`CAPTION` under them) and saves the figure
-    to ``out``.
+    Draws :func:`explanation_panels` (with :func:`explanation_caption` under them) and saves
+    the figure to ``out``.
 
     Returns:
         Path: The written file.
@@ -417,7 +603,10 @@ def render_explanation(explanation: Explanation, out: str | Path, dpi: int = 120
     from captum_gfi.figure import explanation_figure, save_figure
 
     fig = explanation_figure(
-        explanation.image, explanation_panels(explanation), panel_size=2.6, caption=CAPTION
+        explanation.image,
+        explanation_panels(explanation),
+        panel_size=2.6,
+        caption=explanation_caption(explanation),
     )
     return save_figure(fig, out, dpi=dpi)
 
@@ -479,6 +668,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add a column with Captum's IntegratedGradients (--ig-steps passes per class)",
     )
+    parser.add_argument(
+        "--peers",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="add other libraries' methods, one column each, at their authors' settings as "
+        "captum-gfi evaluate runs them: pytorch-grad-cam's "
+        + ", ".join(_GRAD_CAM_PEERS)
+        + " (on Grad-CAM's layer) and TorchRay's "
+        + ", ".join(_TORCHRAY_PEERS)
+        + """ (needs the peers extra: pip install -e ".[peers]")""",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     advanced = parser.add_argument_group("advanced (the GFI step defaults are the setting's)")
     advanced.add_argument(
@@ -504,6 +704,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=IG_STEPS,
         metavar="N",
         help=f"IntegratedGradients steps, with --ig (default {IG_STEPS})",
+    )
+    advanced.add_argument(
+        "--extremal-iterations",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"extremal perturbation's iterations, with --peers extremal_perturbation "
+        f"(default {_EXTREMAL_ITERATIONS}, TorchRay's; fewer is faster and labelled in its title)",
+    )
+    advanced.add_argument(
+        "--rise-masks",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"RISE's random masks, with --peers rise (default {_RISE_MASKS}, TorchRay's; "
+        "fewer is faster and labelled in its title)",
     )
     advanced.add_argument("--dpi", type=int, default=120, help="figure resolution (default 120)")
 
@@ -547,6 +763,8 @@ def check_output_options(out: str | None, dpi: int) -> None:
 def run(args: argparse.Namespace) -> int:
     r"""Runs ``captum-gfi explain``; returns the exit status."""
     names = parse_setting_names(args.setting)  # fails before loading the model
+    peers = parse_peer_names(args.peers)  # so does a peer unknown or not installed
+    check_peer_options(peers, args.extremal_iterations, args.rise_masks)
     check_output_options(args.out, args.dpi)
     given: set[str] = getattr(args, "given_steps", set())
     from captum_gfi.demo.models import DEFAULT_MODEL, load_model
@@ -575,6 +793,9 @@ def run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         settings=names,
         integrated_gradients=args.ig,
+        peers=peers,
+        extremal_iterations=args.extremal_iterations,
+        rise_masks=args.rise_masks,
     )
     try:
         path = render_explanation(explanation, out, dpi=args.dpi)

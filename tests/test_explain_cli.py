@@ -28,6 +28,7 @@ from captum_gfi.explain import (
     Explanation,
     compute_explanation,
     default_output_path,
+    explanation_caption,
     explanation_panels,
     parse_setting_names,
     parse_target,
@@ -484,6 +485,7 @@ def test_refined_alone_has_no_class_agnostic_stage_1() -> None:
         "GFI refined",
         "LayerGradCam",
     ]
+    assert "stage 1" not in explanation_caption(e)  # no stage-1 panel, so no word of it
 
 
 def test_sample_cat_coffee_is_a_cat_next_to_an_espresso() -> None:
