@@ -166,6 +166,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     b.add_argument("--seed", type=int, default=0, help="seed of the case builder (default 0)")
     b.add_argument(
+        "--pool",
+        default="default",
+        help="foreground photos: default (the test extra's wheels: scikit-image, scikit-learn, "
+        "matplotlib, imgaug) or large (also foolbox's and sporco's photos and Debian's "
+        "tuxpaint-stamps-default photo cut-outs, where installed; each photo capped at 10 %% "
+        "of the cases)",
+    )
+    b.add_argument(
         "--max-per-photo",
         type=int,
         default=None,
@@ -215,6 +223,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="RISE's masks (default: TorchRay's 8000)",
+    )
+    checks = parser.add_argument_group("composites / grids: the randomisation test and FGSM")
+    checks.add_argument(
+        "--sanity-cases",
+        type=int,
+        default=0,
+        help="cascading model-parameter randomisation (Adebayo et al. 2018) of every method "
+        "on the first K evaluated cases (default 0: off); a method fails when its maps stay "
+        "rank-correlated with the trained model's",
+    )
+    checks.add_argument(
+        "--sanity-steps",
+        type=int,
+        default=None,
+        help="randomise only the top K steps of the cascade (default: all)",
+    )
+    checks.add_argument(
+        "--fgsm-epsilons",
+        default=None,
+        help="the paper's adversarial test (Sec. 4.1.3): FGSM at these step sizes in grey "
+        "levels of 255, e.g. 2,8 (default: off); the cases whose prediction flips are "
+        "explained for their true class",
+    )
+    checks.add_argument(
+        "--fgsm-cases",
+        type=int,
+        default=None,
+        help="FGSM on the first K evaluated cases (default: all)",
     )
     a("--threads", type=int, default=None, help="torch.set_num_threads per process")
     a("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from . import distributed as D
 from ._thumbnails import THUMB_SIZE, encode_thumbnail, map_thumbnail
+from .adversarial import fgsm_records
 from .benchmark_metrics import (
     CURVE_STEPS,
     energy_share,
@@ -74,6 +75,7 @@ from .run_options import (
     required,
     setup_device,
 )
+from .sanity import sanity_records
 
 __all__ = ["BENCHMARK_DATASETS", "BenchmarkOptions", "plan_cases", "run_benchmark", "run_cases"]
 
@@ -87,7 +89,7 @@ SPLITS: tuple[str, ...] = ("test", "tune", "all")
 CONFIG_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "curve_steps", "tolerance",
     "max_per_photo", "max_tries", "input_size", "split", "max_sensitivity_cases",
-    "curve_cases", "batch_size", "extremal_iterations", "rise_masks",
+    "curve_cases", "batch_size", "extremal_iterations", "rise_masks", "sanity_steps", "pool",
 )  # fmt: skip
 #: The command-line spelling of the config keys whose option is named otherwise.
 OPTION_NAMES: dict[str, str] = {"n": "--num-cases", "input_size": "--image-size"}
@@ -96,7 +98,7 @@ OPTION_NAMES: dict[str, str] = {"n": "--num-cases", "input_size": "--image-size"
 CASES_FILE = "cases.pt"
 DATA_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "max_per_photo", "max_tries",
-    "input_size",
+    "input_size", "pool",
 )  # fmt: skip
 
 
@@ -145,6 +147,16 @@ class BenchmarkOptions:
         extremal_iterations (int, optional): extremal perturbation's iterations
                     (``None``: TorchRay's 800).
         rise_masks (int, optional): RISE's masks (``None``: TorchRay's 8000).
+        sanity_cases (int): the cascading randomisation test
+                    (:func:`~captum_gfi.evaluation.sanity.sanity_records`) of every method on
+                    the first this many cases of the evaluated split (``0``: never).
+        sanity_steps (int, optional): the first this many steps of the cascade
+                    (:func:`~captum_gfi.evaluation.sanity.cascade_steps`; ``None``: all).
+        fgsm_epsilons (tuple of float): the paper's FGSM test
+                    (:func:`~captum_gfi.evaluation.adversarial.fgsm_records`) at these
+                    step sizes, in ``[0, 1]`` pixel units (``()``: never).
+        fgsm_cases (int, optional): FGSM on the first this many cases of the evaluated
+                    split (``None``: all of them).
     """
 
     batch_size: int = 8
@@ -158,6 +170,10 @@ class BenchmarkOptions:
     split: str = "test"
     extremal_iterations: int | None = None
     rise_masks: int | None = None
+    sanity_cases: int = 0
+    sanity_steps: int | None = None
+    fgsm_epsilons: tuple[float, ...] = ()
+    fgsm_cases: int | None = None
 
     @property
     def peer_options(self) -> dict[str, Any]:
@@ -181,7 +197,11 @@ class BenchmarkOptions:
             raise ValueError("`robust_cases` and `gallery_cases` must be >= 0")
         if self.split not in SPLITS:
             raise ValueError(f"`split` must be one of {SPLITS}, got {self.split!r}")
-        for name in ("extremal_iterations", "rise_masks"):
+        if self.sanity_cases < 0 or (self.fgsm_cases is not None and self.fgsm_cases < 0):
+            raise ValueError("`sanity_cases` and `fgsm_cases` must be >= 0")
+        if any(not 0.0 < e <= 1.0 for e in self.fgsm_epsilons):
+            raise ValueError(f"`fgsm_epsilons` must be in (0, 1], got {self.fgsm_epsilons}")
+        for name in ("extremal_iterations", "rise_masks", "sanity_steps"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < 1):
                 raise ValueError(f"`{name}` must be >= 1 or None, got {value!r}")
@@ -306,6 +326,26 @@ def evaluate_batch(
     return recs
 
 
+def fgsm_epsilons(value: str | None) -> tuple[float, ...]:
+    r"""
+    The FGSM step sizes of ``--fgsm-epsilons`` (a comma list of grey levels of 255, e.g.
+    ``"2,8"``) in ``[0, 1]`` pixel units; ``None`` or ``""``: none.
+
+    Raises:
+        ValueError: A value that is not a number in ``(0, 255]``.
+    """
+    if not value:
+        return ()
+    try:
+        levels = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        levels = []
+    if not levels or any(not 0 < v <= 255 for v in levels):
+        raise ValueError("`--fgsm-epsilons` must be a comma list of grey levels in (0, 255], "
+                         f"e.g. 2,8; got {value!r}")  # fmt: skip
+    return tuple(v / 255 for v in levels)
+
+
 def _passes(
     method: str,
     model: nn.Module,
@@ -360,6 +400,10 @@ def run_cases(
     mine = [b for _, b in D.shard(batches, info.rank, info.world_size)]
     attributors: dict[str, AttributionFn] = {}
     passes: dict[str, tuple[int, int, int]] = {}
+    # the randomisation test and FGSM on the first cases of the evaluated split
+    sanity_ids = {c for c in full if rank[c] < options.sanity_cases}
+    fgsm_limit = len(full) if options.fgsm_cases is None else options.fgsm_cases
+    fgsm_ids = {c for c in full if rank[c] < fgsm_limit} if options.fgsm_epsilons else set()
     writer = ShardWriter(Path(out) / "shards" / f"rank{info.rank}.jsonl")
     written = 0
     # one step per (case, method): the ETA moves after every method's batch
@@ -397,6 +441,32 @@ def run_cases(
                         done.add(rec["key"])
                         written += 1
                 bar.update(len(batch))
+            picked = [c for c in batch if c.case_id in sanity_ids]
+            if picked:
+                bar.set_postfix_str("randomisation test", refresh=True)
+                for rec in sanity_records(picked, methods, model, layer, inversion_layer,
+                                          max_steps=options.sanity_steps,
+                                          batch_size=options.batch_size, done=done,
+                                          model_name=model_name,
+                                          peer_options=options.peer_options):  # fmt: skip
+                    writer.write(rec)
+                    done.add(rec["key"])
+                    written += 1
+            picked = [c for c in batch if c.case_id in fgsm_ids]
+            if picked:
+                bar.set_postfix_str("FGSM", refresh=True)
+                for m in methods:
+                    if m not in attributors:
+                        attributors[m] = make_method(m, model, layer, inversion_layer,
+                                                     peer_options=options.peer_options)  # fmt: skip
+                fns = {m: attributors[m] for m in methods}
+                for rec in fgsm_records(picked, fns, model, options.fgsm_epsilons,
+                                        tolerance=options.tolerance,
+                                        batch_size=options.batch_size, done=done,
+                                        model_name=model_name):  # fmt: skip
+                    writer.write(rec)
+                    done.add(rec["key"])
+                    written += 1
     finally:
         bar.close()
         writer.close()
@@ -538,9 +608,16 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
         curve_steps=curve_steps, curve_batch_size=options.curve_batch_size,
         tolerance=options.tolerance, robust_cases=robust, split=split,
         curve_cases=options.curve_cases, extremal_iterations=options.extremal_iterations,
-        rise_masks=options.rise_masks,
+        rise_masks=options.rise_masks, sanity_cases=options.sanity_cases,
+        sanity_steps=options.sanity_steps, fgsm_epsilons=fgsm_epsilons(options.fgsm_epsilons),
+        fgsm_cases=options.fgsm_cases,
     )  # fmt: skip
     min_conf = options.min_confidence if options.min_confidence is not None else 0.3
+    from .benchmark_data import FOREGROUND_POOLS
+
+    if options.pool not in FOREGROUND_POOLS:
+        raise ValueError(f"`--pool` must be one of {', '.join(FOREGROUND_POOLS)}, "
+                         f"got {options.pool!r}")  # fmt: skip
     info = D.init_from_env()
     lock = RunLock(out)
     try:
@@ -557,7 +634,8 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
                       "split": split, "max_sensitivity_cases": bench.robust_cases,
                       "curve_cases": bench.curve_cases, "batch_size": bench.batch_size,
                       "extremal_iterations": bench.extremal_iterations,
-                      "rise_masks": bench.rise_masks,
+                      "rise_masks": bench.rise_masks, "sanity_steps": bench.sanity_steps,
+                      **({} if options.pool == "default" else {"pool": options.pool}),
                       "methods": list(methods)}  # fmt: skip
             if info.is_main:  # before the model loads: fail fast
                 config = _check_config(out, config)
@@ -573,7 +651,8 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
             if info.is_main:  # the input size is known now: check it before building
                 config = _check_config(out, config)
                 out.mkdir(parents=True, exist_ok=True)
-            data_key = {k: config.get(k) for k in DATA_KEYS}
+            # the default pool's runs keep the key of the versions before pools
+            data_key = {k: config.get(k) for k in DATA_KEYS if k in config or k != "pool"}
             if info.is_main:
 
                 def build() -> tuple[list[Any], Any]:
@@ -583,7 +662,7 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
                                            min_confidence=min_conf,
                                            max_per_photo=options.max_per_photo,
                                            max_tries=options.max_tries,
-                                           progress=progress)  # fmt: skip
+                                           progress=progress, pool=options.pool)  # fmt: skip
                     finally:
                         progress.close()
 

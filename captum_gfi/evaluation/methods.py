@@ -56,7 +56,7 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
-from .peers import PEERS, make_peer, peer_passes
+from .peers import PEERS, make_peer, peer_passes, require_peers
 
 __all__ = [
     "CENTER_SIGMA",
@@ -110,6 +110,11 @@ def check_methods(names: str | Sequence[str], argument: str = "--methods") -> li
 
     Returns:
         names (list of str): the names, in order, without duplicates.
+
+    Raises:
+        ValueError: An unknown name.
+        ImportError: A peer whose library is not installed (the message says how to
+        install the ``peers`` extra).
     """
     items = [v.strip() for v in names.split(",")] if isinstance(names, str) else list(names)
     items = list(dict.fromkeys(v for v in items if v))
@@ -120,6 +125,7 @@ def check_methods(names: str | Sequence[str], argument: str = "--methods") -> li
             f"{','.join(PEERS)} or gfi:<setting>, "
             f"got {names!r}"
         )
+    require_peers(items)
     return items
 
 

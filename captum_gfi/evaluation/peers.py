@@ -78,6 +78,7 @@ __all__ = [
     "library",
     "make_peer",
     "peer_passes",
+    "require_peers",
 ]
 
 AttributionFn = Callable[[Tensor, Tensor], Tensor]
@@ -152,6 +153,20 @@ def _library_of(name: str) -> _Library:
     if name in TORCHRAY_METHODS:
         return _TORCHRAY
     raise ValueError(f"`name` must be one of the peers {', '.join(PEERS)}, got {name!r}")
+
+
+def require_peers(names: Sequence[str]) -> None:
+    r"""
+    Checks that the libraries of the peers among ``names`` are installed, so that a missing
+    extra fails before any model is loaded (the other names are ignored).
+
+    Raises:
+        ImportError: Naming the peer, its pinned library and the install command
+        (``pip install -e ".[peers]"``).
+    """
+    for name in names:
+        if name in PEERS:
+            _import(name, "")
 
 
 def _import(name: str, submodule: str) -> Any:
@@ -286,7 +301,9 @@ def _grad_cam(
         x = inputs.detach()
         if uses_gradients:  # the parameters are frozen: gradients flow from the inputs
             x = x.clone().requires_grad_(True)
-        with _model_kept(model):
+        # the gradient CAMs backpropagate even when called under no_grad (Captum's
+        # max-sensitivity explains the perturbed inputs there)
+        with _model_kept(model), torch.set_grad_enabled(uses_gradients or torch.is_grad_enabled()):
             cam = cam_class(model=_Checked(model, max(classes)), target_layers=[layer])
             try:
                 cam.batch_size = batch_size
@@ -323,7 +340,9 @@ def _extremal(
     def attribute(inputs: Tensor, target: Tensor) -> Tensor:
         classes = _check(inputs, target)
         out = []
-        with _model_kept(model):
+        # its optimisation needs gradients even when called under no_grad (Captum's
+        # max-sensitivity explains the perturbed inputs there)
+        with _model_kept(model), torch.enable_grad():
             for i, c in enumerate(classes):
                 masks, _ = ep.extremal_perturbation(
                     _Checked(model, c),

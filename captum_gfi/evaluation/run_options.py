@@ -87,6 +87,7 @@ class EvaluateOptions:
     n: int | None = None
     seed: int = 0
     max_per_photo: int | None = None
+    pool: str = "default"
     max_tries: int | None = None
     max_sensitivity_cases: int | None = None
     curve_cases: int | None = None
@@ -94,6 +95,10 @@ class EvaluateOptions:
     curve_batch_size: int = 32
     extremal_iterations: int | None = None
     rise_masks: int | None = None
+    sanity_cases: int = 0
+    sanity_steps: int | None = None
+    fgsm_epsilons: str | None = None
+    fgsm_cases: int | None = None
     threads: int | None = None
     device: str | None = None
     no_progress: bool = False
