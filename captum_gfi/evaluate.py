@@ -188,6 +188,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "when few candidates survive pasting and fewer than --n cases are kept",
     )
     b.add_argument(
+        "--max-cases",
+        type=int,
+        default=None,
+        help="evaluate only the first N built cases (default: all): expensive methods on a "
+        "documented subset of a run's cases (copy its cases.pt into the new --out to reuse "
+        "them without building)",
+    )
+    b.add_argument(
         "--max-sensitivity-cases",
         type=int,
         default=None,

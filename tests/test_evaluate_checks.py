@@ -115,3 +115,23 @@ def test_a_missing_peer_library_is_named_with_the_install_command(
     assert "method 'rise' comes from torchray==1.0.0.2" in err
     assert 'pip install -e ".[peers]"' in err
     assert not (tmp_path / "run").exists()
+
+
+def test_max_cases_evaluates_a_prefix_of_the_built_cases(
+    one_thread: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    _fake_grids(monkeypatch, [])
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main([*GRIDS, "--out", str(full)]) == 0
+    part.mkdir()
+    shutil.copy(full / "cases.pt", part / "cases.pt")  # reused: not built again
+    assert main([*GRIDS, "--max-cases", "2", "--out", str(part)]) == 0
+    items = [r["item"] for r in _records(part) if r.get("record") == "method"]
+    assert items == ["c0", "c1"]
+    same = {r["key"]: r for r in _records(full) if r.get("record") == "method"}
+    for r in _records(part):
+        if r.get("record") == "method":
+            want = {k: v for k, v in same[r["key"]].items() if "seconds" not in k}
+            assert {k: v for k, v in r.items() if "seconds" not in k} == want

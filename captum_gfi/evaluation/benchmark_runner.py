@@ -600,7 +600,8 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
     for name, value in (("--batch-size", options.batch_size),
                         ("--curve-batch-size", options.curve_batch_size),
                         ("--max-per-photo", options.max_per_photo),
-                        ("--max-tries", options.max_tries)):  # fmt: skip
+                        ("--max-tries", options.max_tries),
+                        ("--max-cases", options.max_cases)):  # fmt: skip
         if value is not None and value < 1:
             raise ValueError(f"`{name}` must be >= 1, got {value}")
     bench = BenchmarkOptions(
@@ -685,6 +686,8 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
             model = spec.model.to(device)
             for param in model.parameters():
                 param.requires_grad_(False)
+            if options.max_cases is not None:  # a prefix of the built cases
+                cases = cases[: options.max_cases]
             run_cases(cases, methods, model, spec.layer, spec.inversion_layer, out, bench,
                       model_name=options.model, device=device, info=info,
                       progress=not options.no_progress)  # fmt: skip

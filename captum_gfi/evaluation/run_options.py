@@ -89,6 +89,7 @@ class EvaluateOptions:
     max_per_photo: int | None = None
     pool: str = "default"
     max_tries: int | None = None
+    max_cases: int | None = None
     max_sensitivity_cases: int | None = None
     curve_cases: int | None = None
     curve_steps: int | None = None
