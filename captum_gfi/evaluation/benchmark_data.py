@@ -37,8 +37,9 @@ Both pools share the backgrounds (:data:`BACKGROUND_PHOTOS`, the test extra's ph
 
 **Photo cap of the large pool.** Without an explicit ``max_per_photo``, a pool other than
 ``"default"`` splits ``n`` into a quota per split in proportion to the split's photos
-(``round(n * tune photos / photos)`` tune cases, the rest test) and caps each photo at
-``max(1, floor(0.1 * quota of its split))`` cases, so that once ``n`` cases are built no
+(``round(n * photos of the tune split / all photos)`` tune cases, the rest test) and caps
+each photo at ``max(1, floor(0.1 * quota of its split))`` cases, so that once ``n`` cases are
+built no
 photo holds more than 10 % of its split's cases (in particular of the test cases), nor of
 all ``n`` (the cap is at most ``floor(0.1 * n)``).
 
@@ -411,7 +412,10 @@ class BenchmarkCase:
                     tight box of ``mask``.
         confidence (float): The model's softmax probability of ``target`` on ``image``.
         source (dict[str, Any]): JSON-serialisable provenance (photo names, crops, scale,
-                    position, seed, try index).
+                    position, seed, try index; ``"pool"``; ``"sources"``: photo -> its
+                    ``kind``, ``package``, installed ``version`` and ``file``, see
+                    :func:`~captum_gfi.evaluation.photos.photo_source`; ``"alpha_mask":
+                    true`` for a cut-out pasted through its alpha).
     """
 
     case_id: str

@@ -1,0 +1,136 @@
+"""The opening table of docs/results.md: every method of one or more benchmark runs on the
+same test cases, from their records (``shards/*.jsonl``), with intervals, cost and passes.
+
+    python scripts/comparison_table.py docs/benchmark/efficientnet-lite0/composites-large \\
+        [more run folders of the same cases, e.g. an expensive subset] --reference gfi:refined
+
+Per method: energy share, pointing, top-k precision and insertion − deletion (mean and
+95 % bootstrap CI over its test cases), n (test cases), photos (distinct foreground photos
+among them), seconds per image (median of the batches' wall seconds; ``cpu_seconds`` with
+``--time cpu``) and passes per image (forward / backward / iterations, from the records).
+Then the paired difference ``reference − method`` on the cases both have, with its paired
+bootstrap CI and the CI that resamples photos (then their cases): **bold** when the
+photo-clustered interval excludes 0. Runs are merged by case id; a method present in
+several runs keeps the first run's records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from captum_gfi.evaluation.benchmark_report import load_records
+from captum_gfi.evaluation.stats import (
+    bootstrap_mean_ci,
+    cluster_bootstrap_mean_ci,
+    paired_bootstrap_ci,
+)
+
+METRICS: dict[str, str] = {
+    "energy_share": "energy in GT ↑",
+    "pointing_hit": "pointing ↑",
+    "topk_precision": "top-k precision ↑",
+    "ins_del": "insertion − deletion ↑",
+}
+
+
+def _value(rec: dict[str, Any], metric: str) -> float | None:
+    if metric == "ins_del":
+        if "insertion_auc" not in rec or "deletion_auc" not in rec:
+            return None
+        return float(rec["insertion_auc"]) - float(rec["deletion_auc"])
+    value = rec.get(metric)
+    return None if value is None else float(value)
+
+
+def load(folders: Sequence[Path]) -> tuple[dict[str, str], dict[str, dict[str, dict[str, Any]]]]:
+    """``(photo of each test case, method -> case id -> record)`` over ``folders``."""
+    photos: dict[str, str] = {}
+    by_method: dict[str, dict[str, dict[str, Any]]] = {}
+    for folder in folders:
+        cases, methods = load_records(folder)
+        for c in cases:
+            if c.get("split") == "test":
+                photos.setdefault(c["item"], str(c.get("source", {}).get("photo", c["item"])))
+        seen_here: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in methods:
+            if r.get("split") == "test" and r.get("full", True):
+                seen_here.setdefault(r["method"], {})[r["item"]] = r
+        for method, recs in seen_here.items():
+            by_method.setdefault(method, recs)
+    return photos, by_method
+
+
+def _ci(values: list[float]) -> str:
+    mean, low, high = bootstrap_mean_ci(values)
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _diff(a: list[float], b: list[float], groups: list[str]) -> str:
+    diff, low, high = paired_bootstrap_ci(a, b)
+    _, glow, ghigh = cluster_bootstrap_mean_ci([x - y for x, y in zip(a, b)], groups)
+    text = f"{diff:+.3f} [{low:+.3f}, {high:+.3f}] / [{glow:+.3f}, {ghigh:+.3f}]"
+    return f"**{text}**" if glow > 0 or ghigh < 0 else text
+
+
+def tables(folders: Sequence[Path], reference: str, time: str = "seconds") -> str:
+    """The two Markdown tables (methods; paired differences to ``reference``)."""
+    photos, by_method = load(folders)
+    head = ["method", *METRICS.values(), "n", "photos", "s / image", "passes (f / b / it)"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for method, recs in by_method.items():
+        cells = []
+        for metric in METRICS:
+            values = [v for r in recs.values() if (v := _value(r, metric)) is not None]
+            cells.append(_ci(values) + (f" (n={len(values)})" if len(values) != len(recs) else "")
+                         if values else "–")  # fmt: skip
+        seconds = statistics.median(float(r.get(time, 0.0)) for r in recs.values())
+        first = next(iter(recs.values()))
+        passes = (f"{first['passes_forward']} / {first['passes_backward']} / "
+                  f"{first['iterations']}" if "passes_forward" in first else "–")  # fmt: skip
+        used = {photos.get(i, i) for i in recs}
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(recs)} | {len(used)} | "
+                     f"{seconds:.3g} | {passes} |")  # fmt: skip
+    if reference not in by_method:
+        return "\n".join(lines) + "\n"
+    ref = by_method[reference]
+    head = ["method", "n", *METRICS.values()]
+    lines += ["", f"Paired difference `{reference}` − method on the cases both have: mean "
+              "[paired 95 % CI] / [CI resampling photos]; **bold**: the photo-clustered CI "
+              "excludes 0.", "", "| " + " | ".join(head) + " |",
+              "|---" * len(head) + "|"]  # fmt: skip
+    for method, recs in by_method.items():
+        if method == reference:
+            continue
+        common = [i for i in recs if i in ref]
+        cells = []
+        for metric in METRICS:
+            pairs = [(a, b, photos.get(i, i)) for i in common
+                     if (a := _value(ref[i], metric)) is not None
+                     and (b := _value(recs[i], metric)) is not None]  # fmt: skip
+            if len(pairs) < 2:
+                cells.append("–")
+                continue
+            a, b, g = (list(x) for x in zip(*pairs))
+            cells.append(
+                _diff(a, b, g) + (f" (n={len(pairs)})" if len(pairs) != len(common) else "")
+            )
+        lines.append(f"| {method} | {len(common)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--reference", default="gfi:refined")
+    parser.add_argument("--time", choices=["seconds", "cpu_seconds"], default="seconds")
+    args = parser.parse_args()
+    print(tables(args.folders, args.reference, args.time), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
