@@ -72,6 +72,7 @@ def main() -> None:
         start = time.perf_counter()
         foregrounds = foreground_photos(model, pool="large")
         seconds = time.perf_counter() - start
+        print(spec, f"foregrounds in {seconds:.0f} s", flush=True)
         split = {f.photo: f.split for f in foregrounds}
         entry: dict[str, Any] = {
             "foreground_seconds": round(seconds, 1),
@@ -87,7 +88,14 @@ def main() -> None:
         }
         if index == 0:
             start = time.perf_counter()
-            cases, stats = build_cases("composites", model, args.n, seed=args.seed, pool="large")
+            cases, stats = build_cases(
+                "composites",
+                model,
+                args.n,
+                seed=args.seed,
+                pool="large",
+                progress=lambda kept, tried: print(f"kept {kept} of {tried}", flush=True),
+            )
             seconds = time.perf_counter() - start
             n_tune = round(args.n * sum(s == "tune" for s in split.values()) / len(split))
             quotas = {"tune": n_tune, "test": args.n - n_tune}
