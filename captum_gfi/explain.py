@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch, captum and matplotlib are imported when they are used
     from torch import Tensor
@@ -155,16 +155,13 @@ def parse_peer_names(value: str | None) -> list[str]:
 
 
 def _check_peers_installed(names: Sequence[str]) -> None:
-    """Builds every peer on a stand-in module: ``make_peer`` imports the peer's library when
-    it builds it (an ImportError with the install hint if it is missing) and uses the model
-    only when the method is called."""
-    from torch import nn
-
-    from captum_gfi.evaluation.peers import make_peer
+    """The peers' libraries are installed (an ImportError with the install hint if not,
+    before any model loads)."""
+    from captum_gfi.evaluation.peers import require_peers
 
     for name in names:
         try:
-            make_peer(name, nn.Identity(), nn.Identity())
+            require_peers([name])
         except ImportError as err:
             raise ImportError(f"--peers {name!r}: {err}") from err
 
@@ -376,11 +373,10 @@ def compute_explanation(
                     :func:`captum_gfi.evaluation.methods.make_method` on GFI's ``layer``
                     (Grad-CAM's) as ``captum-gfi evaluate`` builds them. Default: ``()``
         extremal_iterations (int, optional): ``extremal_perturbation``'s iterations
-                    instead of TorchRay's 800 (then built by
-                    :func:`captum_gfi.evaluation.peers.make_peer` with ``max_iter``).
+                    instead of TorchRay's 800 (``make_method``'s ``peer_options``).
                     Default: None (800)
-        rise_masks (int, optional): ``rise``'s masks instead of TorchRay's 8000 (then
-                    built by ``make_peer`` with ``num_masks``). Default: None (8000)
+        rise_masks (int, optional): ``rise``'s masks instead of TorchRay's 8000
+                    (``make_method``'s ``peer_options``). Default: None (8000)
 
     Returns:
         Explanation: The maps and the prediction.
@@ -394,7 +390,7 @@ def compute_explanation(
 
     from captum_gfi import GuidedFeatureInversion
     from captum_gfi.evaluation.methods import make_method
-    from captum_gfi.evaluation.peers import EXTREMAL_ITERATIONS, PEERS, RISE_MASKS, make_peer
+    from captum_gfi.evaluation.peers import EXTREMAL_ITERATIONS, PEERS, RISE_MASKS
     from captum_gfi.presets import resolve_layers
     from captum_gfi.settings import get_setting
 
@@ -455,16 +451,17 @@ def compute_explanation(
     if rise_masks == RISE_MASKS:
         rise_masks = None
     for name in peer_names:
+        options: dict[str, Any] = {}
         if name == "extremal_perturbation" and extremal_iterations is not None:
-            peer_methods[name] = make_peer(
-                name, classifier, preset.layer, max_iter=extremal_iterations
-            )
+            options["max_iter"] = extremal_iterations
             peer_configurations[name] = _count(extremal_iterations, "iteration")
         elif name == "rise" and rise_masks is not None:
-            peer_methods[name] = make_peer(name, classifier, preset.layer, num_masks=rise_masks)
+            options["num_masks"] = rise_masks
             peer_configurations[name] = _count(rise_masks, "mask")
-        else:  # the authors' settings, as captum-gfi evaluate runs them
-            peer_methods[name] = make_method(name, classifier, preset.layer, preset.inversion_layer)
+        # the one factory, as captum-gfi evaluate builds them (its --extremal-iterations and
+        # --rise-masks pass the same peer_options)
+        peer_methods[name] = make_method(name, classifier, preset.layer, preset.inversion_layer,
+                                         peer_options=options or None)  # fmt: skip
     seconds: dict[str, float] = {}
     peer_maps: dict[str, Tensor] = {}
     gfi_maps: dict[str, Tensor] = {}

@@ -280,7 +280,7 @@ def test_authors_counts_given_explicitly_are_the_factorys(
 ) -> None:
     # --rise-masks 8000 / --extremal-iterations 800 are the authors' counts: built by
     # make_method as evaluate builds them, and not labelled as a change; other counts go to
-    # make_peer (the factory takes no peer options). Recorded, not run (8000 masks is slow).
+    # the same factory as peer_options. Recorded, not run (8000 masks is slow).
     calls: list[tuple[str, str, dict[str, Any]]] = []
 
     def stub(factory: str) -> Any:
@@ -315,8 +315,8 @@ def test_authors_counts_given_explicitly_are_the_factorys(
     )  # fmt: skip
     assert e.peer_configurations == {"rise": "1 mask", "extremal_perturbation": "3 iterations"}
     assert calls[:2] == [
-        ("make_peer", "rise", {"num_masks": 1}),
-        ("make_peer", "extremal_perturbation", {"max_iter": 3}),
+        ("make_method", "rise", {"peer_options": {"num_masks": 1}}),
+        ("make_method", "extremal_perturbation", {"peer_options": {"max_iter": 3}}),
     ]
 
 
