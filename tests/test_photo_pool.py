@@ -92,10 +92,13 @@ def _cutout(seed: int, height: int, width: int) -> np.ndarray:
     return np.dstack([rgb, np.round(alpha * 255)]).astype(np.uint8)
 
 
+_INSTALLED_VERSION = photos.installed_version
+
+
 def _clear_caches() -> None:
     photos._load_photo_cached.cache_clear()
     photos._load_rgba_cached.cache_clear()
-    photos.installed_version.cache_clear()
+    _INSTALLED_VERSION.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +131,11 @@ def fake_packages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setattr(photos, "DEB_ROOT", root / "deb")
         patch.setattr(photos, "DPKG_STATUS", root / "status")
         patch.setattr(photos, "_package_dir", package_dir)
+        patch.setattr(  # the faked foolbox has no metadata
+            photos,
+            "installed_version",
+            lambda p: "3.3.4" if p == "foolbox" else _INSTALLED_VERSION(p),
+        )
         _clear_caches()
         yield root
     _clear_caches()
