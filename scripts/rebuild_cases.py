@@ -32,7 +32,7 @@ import torch
 
 from captum_gfi.evaluation.benchmark_data import BenchmarkCase, BuildStats, case_from_record
 from captum_gfi.evaluation.benchmark_report import load_records
-from captum_gfi.evaluation.benchmark_runner import CASES_FILE, DATA_KEYS
+from captum_gfi.evaluation.benchmark_runner import CASES_FILE, cases_key
 
 
 def rebuild(run: Path) -> tuple[list[BenchmarkCase], dict[str, Any]]:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cases, config = rebuild(args.run)
-    key = {k: config.get(k) for k in DATA_KEYS}
+    key = cases_key(config)
     args.out.mkdir(parents=True, exist_ok=True)
     # the build statistics travel in cases.pt, as evaluate saves them: a resumed run writes
     # its build_stats.json from there

@@ -313,7 +313,7 @@ def test_rebuild_cases_script_writes_the_cache_evaluate_reuses(
 ) -> None:
     import importlib.util
 
-    from captum_gfi.evaluation.benchmark_runner import DATA_KEYS, _cached_cases, case_record
+    from captum_gfi.evaluation.benchmark_runner import _cached_cases, case_record, cases_key
 
     spec = importlib.util.spec_from_file_location(
         "rebuild_cases", Path(__file__).parents[1] / "scripts" / "rebuild_cases.py"
@@ -334,7 +334,7 @@ def test_rebuild_cases_script_writes_the_cache_evaluate_reuses(
     (run / "shards" / "rank0.jsonl").write_text("\n".join(lines[::-1]) + "\n")  # any order
     fingerprints = tmp_path / "sums.json"
     assert script.main([str(run), str(tmp_path / "a"), "--fingerprints", str(fingerprints)]) == 0
-    key = {k: config[k] for k in DATA_KEYS}
+    key = cases_key(config)
     cases, stats = _cached_cases(tmp_path / "a", key, None)  # evaluate finds and reuses them
     assert (stats.tried, stats.kept) == (7, 5)  # and writes its build_stats.json from them
     for rebuilt, case in zip(cases, composites[:5], strict=True):

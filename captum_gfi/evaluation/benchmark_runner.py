@@ -476,6 +476,13 @@ def run_cases(
 # --------------------------------------------------------------------------- command
 
 
+def cases_key(config: dict[str, Any]) -> dict[str, Any]:
+    """The key of :data:`CASES_FILE` for a run configuration: its :data:`DATA_KEYS` (the
+    default pool's runs, whose configuration names no pool, keep the key of the versions
+    before pools)."""
+    return {k: config.get(k) for k in DATA_KEYS if k in config or k != "pool"}
+
+
 def _check_config(out: Path, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` merged with the one already in ``out`` (methods added); refuses a
     folder holding another run's records, naming the option that differs."""
@@ -652,8 +659,7 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
             if info.is_main:  # the input size is known now: check it before building
                 config = _check_config(out, config)
                 out.mkdir(parents=True, exist_ok=True)
-            # the default pool's runs keep the key of the versions before pools
-            data_key = {k: config.get(k) for k in DATA_KEYS if k in config or k != "pool"}
+            data_key = cases_key(config)
             if info.is_main:
 
                 def build() -> tuple[list[Any], Any]:
