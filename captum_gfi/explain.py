@@ -389,6 +389,7 @@ def compute_explanation(
     from tqdm import tqdm
 
     from captum_gfi import GuidedFeatureInversion
+    from captum_gfi.demo.toy import TinyConvNet, toy_layers
     from captum_gfi.evaluation.methods import make_method
     from captum_gfi.evaluation.peers import EXTREMAL_ITERATIONS, PEERS, RISE_MASKS
     from captum_gfi.presets import resolve_layers
@@ -441,7 +442,10 @@ def compute_explanation(
     batch = image.expand(len(targets), -1, -1, -1).contiguous()  # one row per class
     classifier = bundle.classifier
     # the presets know the raw architectures; the layers are shared with the wrapper
-    preset = resolve_layers(bundle.model)
+    preset = (
+        toy_layers(bundle.model) if isinstance(bundle.model, TinyConvNet)
+        else resolve_layers(bundle.model)
+    )  # fmt: skip
     gfi = GuidedFeatureInversion(classifier, preset.layer, preset.inversion_layer)
     # the peers are built first: a missing library fails before the long computation
     peer_methods: dict[str, Callable[[Tensor, Tensor], Tensor]] = {}

@@ -343,3 +343,14 @@ def test_caption_speaks_only_of_the_panels_drawn(
     else:
         assert "stage 1" not in caption
         assert caption.endswith("(1 on its colour bar). A class map should cover only its class.")
+
+
+def test_explain_runs_the_toy_model_from_the_command_line(tmp_path: Path) -> None:
+    # the toy net has no preset of captum_gfi.presets: explain uses demo.toy.toy_layers
+    from captum_gfi.cli import main
+
+    out = tmp_path / "toy.png"
+    argv = ["explain", "sample:cat", "--model", "toy", "--setting", "refined",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert out.stat().st_size > 0
