@@ -192,7 +192,9 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
         max_per_photo: int | None = None,
         max_tries: int | None = None,
         progress: Any = None,
+        pool: str = "default",
     ) -> tuple[list[Case], Stats]:
+        assert pool == "default"
         calls.append((kind, model.input_size, n, seed, min_confidence, max_tries))
         return _cases(n), Stats(kept=n, tried=n + 2)
 

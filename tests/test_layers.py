@@ -39,6 +39,7 @@ MODULES: dict[str, str] = {
     "captum_gfi.evaluation.benchmark_metrics": "evaluation",
     "captum_gfi.evaluation.benchmark_report": "evaluation",
     "captum_gfi.evaluation.captum_metrics": "evaluation",
+    "captum_gfi.evaluation.cases": "evaluation",
     "captum_gfi.evaluation.datasets": "evaluation",
     "captum_gfi.evaluation.distributed": "evaluation",
     "captum_gfi.evaluation.localization": "evaluation",

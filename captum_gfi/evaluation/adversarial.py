@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from .._hooks import preserved_model_state
 from .benchmark_metrics import energy_share, pointing_hits
+from .cases import Case, case_photo, model_device
 from .pointing import STANDARD_TOLERANCE
 from .rank_correlation import spearman
 from .records import Record, record_key
@@ -51,7 +52,6 @@ __all__ = [
     "DEFAULT_EPSILONS",
     "METRICS",
     "AdversarialResult",
-    "FgsmCase",
     "fgsm_examples",
     "fgsm_key",
     "fgsm_protocol",
@@ -292,24 +292,6 @@ def fgsm_protocol(
 # --------------------------------------------------------------------------- records
 
 
-class FgsmCase(Protocol):
-    """What :func:`fgsm_records` needs of a benchmark case
-    (:class:`~captum_gfi.evaluation.benchmark_data.BenchmarkCase`)."""
-
-    @property
-    def case_id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def split(self) -> str: ...
-    @property
-    def image(self) -> Tensor: ...
-    @property
-    def target(self) -> int: ...
-    @property
-    def mask(self) -> Tensor: ...
-
-
 def grey_levels(epsilon: float) -> float:
     """``epsilon`` (``[0, 1]`` pixel space) in grey levels of 255, to 6 significant digits
     (``2 / 255`` gives ``2.0``)."""
@@ -322,21 +304,8 @@ def fgsm_key(case_id: str, epsilon: float, method: str, target: int) -> str:
     return record_key(case_id, f"fgsm:{grey_levels(epsilon):g}:{method}", target)
 
 
-def _photo(case: Any) -> str | None:
-    source = getattr(case, "source", None)
-    if isinstance(source, Mapping) and "photo" in source:
-        return str(source["photo"])
-    return None
-
-
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 def fgsm_records(
-    cases: Sequence[FgsmCase],
+    cases: Sequence[Case],
     methods: Mapping[str, AttributionFn],
     model: nn.Module,
     epsilons: Sequence[float] = DEFAULT_EPSILONS,
@@ -416,7 +385,7 @@ def fgsm_records(
 
 
 def _fgsm_iter(
-    cases: list[FgsmCase],
+    cases: list[Case],
     methods: Mapping[str, AttributionFn],
     model: nn.Module,
     eps: tuple[float, ...],
@@ -428,7 +397,7 @@ def _fgsm_iter(
     upper_bound: float,
     model_name: str,
 ) -> Iterator[Record]:
-    device = _device(model)
+    device = model_device(model)
 
     def r6(v: float) -> float:
         return round(float(v), 6)
@@ -447,7 +416,7 @@ def _fgsm_iter(
                                lower_bound, upper_bound, tolerance, batch_size)  # fmt: skip
         for i, case in enumerate(batch):
             clean_class = int(result.clean_class[i])
-            photo = _photo(case)
+            photo = case_photo(case)
             for e in range(len(eps)):
                 flipped = bool(result.kept[e, i])
                 for m in missing:

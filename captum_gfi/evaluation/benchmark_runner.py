@@ -35,10 +35,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm import tqdm
 
 from . import distributed as D
@@ -53,9 +53,10 @@ from .benchmark_metrics import (
     wsol_successes,
 )
 from .captum_metrics import infidelity_score, sensitivity_score
+from .cases import Case
 from .localization import PAPER_ALPHAS
 from .methods import AttributionFn, check_methods, make_method, method_passes
-from .peers import layer_channels
+from .peers import layer_channels, peer_options
 from .pointing import STANDARD_TOLERANCE
 from .records import (
     Record,
@@ -100,29 +101,6 @@ DATA_KEYS: tuple[str, ...] = (
     "dataset", "model", "n", "seed", "min_confidence", "max_per_photo", "max_tries",
     "input_size", "pool",
 )  # fmt: skip
-
-
-class Case(Protocol):
-    """What the runner needs of a :class:`~captum_gfi.evaluation.benchmark_data.BenchmarkCase`."""
-
-    @property
-    def case_id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def split(self) -> str: ...
-    @property
-    def image(self) -> Tensor: ...
-    @property
-    def target(self) -> int: ...
-    @property
-    def mask(self) -> Tensor: ...
-    @property
-    def box(self) -> tuple[int, int, int, int]: ...
-    @property
-    def confidence(self) -> float: ...
-    @property
-    def source(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -179,12 +157,7 @@ class BenchmarkOptions:
     def peer_options(self) -> dict[str, Any]:
         """:func:`~captum_gfi.evaluation.peers.make_peer` keyword arguments of the peers'
         sizes given here (the peers' own defaults otherwise)."""
-        opts: dict[str, Any] = {}
-        if self.extremal_iterations is not None:
-            opts["max_iter"] = self.extremal_iterations
-        if self.rise_masks is not None:
-            opts["num_masks"] = self.rise_masks
-        return opts
+        return peer_options(self.extremal_iterations, self.rise_masks)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.curve_batch_size < 1:

@@ -77,6 +77,7 @@ __all__ = [
     "layer_channels",
     "library",
     "make_peer",
+    "peer_options",
     "peer_passes",
     "require_peers",
 ]
@@ -153,6 +154,19 @@ def _library_of(name: str) -> _Library:
     if name in TORCHRAY_METHODS:
         return _TORCHRAY
     raise ValueError(f"`name` must be one of the peers {', '.join(PEERS)}, got {name!r}")
+
+
+def peer_options(
+    extremal_iterations: int | None = None, rise_masks: int | None = None
+) -> dict[str, Any]:
+    """The :func:`make_peer` keyword arguments of the TorchRay peers' sizes that are given
+    (``max_iter``, ``num_masks``); the libraries' defaults for those left ``None``."""
+    opts: dict[str, Any] = {}
+    if extremal_iterations is not None:
+        opts["max_iter"] = extremal_iterations
+    if rise_masks is not None:
+        opts["num_masks"] = rise_masks
+    return opts
 
 
 def require_peers(names: Sequence[str]) -> None:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .benchmark_metrics import CURVE_STEPS
+from .peers import peer_options
 from .pointing import STANDARD_TOLERANCE
 from .records import check_out_dir
 
@@ -116,12 +117,7 @@ class EvaluateOptions:
     def peer_options(self) -> dict[str, Any]:
         """:func:`~captum_gfi.evaluation.peers.make_peer` keyword arguments of the peer sizes
         given (``extremal_iterations``, ``rise_masks``); the peers' defaults otherwise."""
-        opts: dict[str, Any] = {}
-        if self.extremal_iterations is not None:
-            opts["max_iter"] = self.extremal_iterations
-        if self.rise_masks is not None:
-            opts["num_masks"] = self.rise_masks
-        return opts
+        return peer_options(self.extremal_iterations, self.rise_masks)
 
     @property
     def is_benchmark(self) -> bool:

@@ -46,13 +46,14 @@ import copy
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .._hooks import preserved_model_state
+from .cases import Case, case_photo, model_device
 from .methods import is_method, make_method, resolve_module
 from .peers import is_peer, make_peer
 from .rank_correlation import spearman
@@ -62,7 +63,6 @@ __all__ = [
     "PASS_THRESHOLD",
     "MethodFactory",
     "RandomizationResult",
-    "SanityCase",
     "cascade_steps",
     "cascading_randomization",
     "method_factory",
@@ -445,22 +445,6 @@ def cascade_steps(
 # --------------------------------------------------------------------------- records
 
 
-class SanityCase(Protocol):
-    """What :func:`sanity_records` needs of a benchmark case
-    (:class:`~captum_gfi.evaluation.benchmark_data.BenchmarkCase`)."""
-
-    @property
-    def case_id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def split(self) -> str: ...
-    @property
-    def image(self) -> Tensor: ...
-    @property
-    def target(self) -> int: ...
-
-
 def sanity_key(case_id: str, method: str, target: int) -> str:
     """The record key of the randomisation test of ``method`` on a case:
     ``record_key(case_id, "sanity:" + method, target)``."""
@@ -481,21 +465,8 @@ def _module_path(model: nn.Module, layer: str | nn.Module | None, argument: str)
     raise TypeError(f"`{argument}` must be a dotted module path or an nn.Module, got {layer!r}")
 
 
-def _photo(case: Any) -> str | None:
-    source = getattr(case, "source", None)
-    if isinstance(source, Mapping) and "photo" in source:
-        return str(source["photo"])
-    return None
-
-
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 def sanity_records(
-    cases: Sequence[SanityCase],
+    cases: Sequence[Case],
     methods: Sequence[str],
     model: nn.Module,
     layer: str | nn.Module | None = None,
@@ -574,7 +545,7 @@ def sanity_records(
         m: method_factory(m, layer_path, inversion_path, **(options if is_peer(m) else {}))
         for m in dict.fromkeys(methods)
     }
-    device = _device(model)
+    device = model_device(model)
     if steps is None:
         steps = cascade_steps(model, cases[0].image[None].to(device), max_steps)
     elif max_steps is not None:
@@ -588,7 +559,7 @@ def sanity_records(
 
 
 def _sanity_iter(
-    cases: list[SanityCase],
+    cases: list[Case],
     factories: Mapping[str, MethodFactory],
     model: nn.Module,
     steps: Sequence[str | Sequence[str]],
@@ -627,7 +598,7 @@ def _sanity_iter(
                     "final": round(final, 6), "passed": bool(final < threshold),
                     "threshold": threshold, "seed": seed, "seconds": seconds,
                 }  # fmt: skip
-                photo = _photo(case)
+                photo = case_photo(case)
                 if photo is not None:
                     rec["photo"] = photo
                 yield rec
