@@ -44,8 +44,8 @@ entry points and metrics are in `captum_gfi.evaluation`. A module's `__all__` is
 API; modules and names with a leading underscore are internal and not listed; the
 command modules (`cli`, `explain`, `bench`, `evaluate`) are for the `captum-gfi` command
 line; what `captum-gfi evaluate` runs is the library's (`evaluation.run_options`,
-`evaluation.runner.run_datasets`, `evaluation.benchmark_runner.run_benchmark`). The layers the modules
-belong to are in [index.md](index.md#layout). The method and its equations are in
+`evaluation.runner.run_datasets`, `evaluation.benchmark_runner.run_benchmark`). The layers
+the modules belong to are in [index.md](index.md#layout). The method and its equations are in
 [method.md](method.md); which equation each function implements is in
 [method.md#where-each-piece-lives-in-the-code](method.md#where-each-piece-lives-in-the-code).
 """
