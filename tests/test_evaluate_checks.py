@@ -53,7 +53,10 @@ def test_randomisation_and_fgsm_from_evaluate(
      ("--fgsm-epsilons", "two", "`--fgsm-epsilons` must be a comma list of grey levels"),
      ("--sanity-cases", "-1", "`sanity_cases` and `fgsm_cases` must be >= 0"),
      ("--rise-masks", "0", "`--rise-masks` must be >= 1"),
-     ("--pool", "huge", "`--pool` must be one of default, large")],
+     ("--pool", "huge", "`--pool` must be one of default, large"),
+     ("--num-cases", "0", "`--num-cases` (`--n`) must be >= 1, got 0"),
+     ("--curve-cases", "-1", "`--curve-cases` must be >= 0, got -1"),
+     ("--max-cases", "0", "`--max-cases` must be >= 1, got 0")],
 )  # fmt: skip
 def test_bad_check_options_fail_before_the_model_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -567,23 +567,8 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
         raise ValueError(f"`--split` must be one of {', '.join(SPLITS)} for --dataset "
                          f"{options.dataset}, got {split!r}")  # fmt: skip
     n = required(options.n, "n")
-    if n < 1:
-        raise ValueError(f"`--num-cases` (`--n`) must be >= 1, got {n}")
     robust = required(options.max_sensitivity_cases, "max_sensitivity_cases")
-    for name, value in (("--max-sensitivity-cases", robust),
-                        ("--curve-cases", options.curve_cases)):  # fmt: skip
-        if value is not None and value < 0:
-            raise ValueError(f"`{name}` must be >= 0, got {value}")
     curve_steps = required(options.curve_steps, "curve_steps")
-    if curve_steps < 1:
-        raise ValueError(f"`--curve-steps` must be >= 1, got {curve_steps}")
-    for name, value in (("--batch-size", options.batch_size),
-                        ("--curve-batch-size", options.curve_batch_size),
-                        ("--max-per-photo", options.max_per_photo),
-                        ("--max-tries", options.max_tries),
-                        ("--max-cases", options.max_cases)):  # fmt: skip
-        if value is not None and value < 1:
-            raise ValueError(f"`{name}` must be >= 1, got {value}")
     bench = BenchmarkOptions(
         batch_size=options.batch_size if options.batch_size is not None else 8,
         curve_steps=curve_steps, curve_batch_size=options.curve_batch_size,

@@ -152,9 +152,18 @@ class EvaluateOptions:
                                  ("--batch-size", self.batch_size, 1),
                                  ("--threads", self.threads, 1),
                                  ("--extremal-iterations", self.extremal_iterations, 1),
-                                 ("--rise-masks", self.rise_masks, 1)):  # fmt: skip
+                                 ("--rise-masks", self.rise_masks, 1),
+                                 ("--max-sensitivity-cases", self.max_sensitivity_cases, 0),
+                                 ("--curve-cases", self.curve_cases, 0),
+                                 ("--curve-steps", self.curve_steps, 1),
+                                 ("--curve-batch-size", self.curve_batch_size, 1),
+                                 ("--max-per-photo", self.max_per_photo, 1),
+                                 ("--max-tries", self.max_tries, 1),
+                                 ("--max-cases", self.max_cases, 1)):  # fmt: skip
             if value is not None and value < low:
                 raise ValueError(f"`{name}` must be >= {low}, got {value}")
+        if self.n is not None and self.n < 1:
+            raise ValueError(f"`--num-cases` (`--n`) must be >= 1, got {self.n}")
         if self.tolerance < 0:
             raise ValueError(f"`--tolerance` must be >= 0, got {self.tolerance}")
         if not 0.0 <= self.tune_fraction < 1.0:
