@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from .._hooks import preserved_model_state
 from .benchmark_metrics import energy_share, pointing_hits
-from .cases import Case, case_photo, model_device
+from .cases import Case, case_photo, check_image_shapes, model_device
 from .pointing import STANDARD_TOLERANCE
 from .rank_correlation import spearman
 from .records import Record, record_key
@@ -370,11 +370,8 @@ def fgsm_records(
     cases = list(cases)
     if not cases:
         return iter(())
-    shape = tuple(cases[0].image.shape)
+    shape = check_image_shapes(cases)
     for c in cases:
-        if c.image.dim() != 3 or tuple(c.image.shape) != shape:
-            raise ValueError(f"`cases` must hold (C, H, W) images of one size {shape}; "
-                             f"not {c.case_id}")  # fmt: skip
         if tuple(c.mask.shape) != shape[1:] or not bool(c.mask.bool().any()):
             raise ValueError(f"case {c.case_id}'s `mask` must be a non-empty {shape[1:]} mask")
         if float(c.image.min()) < lower_bound or float(c.image.max()) > upper_bound:

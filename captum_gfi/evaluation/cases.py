@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Case", "case_photo", "model_device"]
+__all__ = ["Case", "case_photo", "check_image_shapes", "model_device"]
 
 
 class Case(Protocol):
@@ -56,3 +56,18 @@ def model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
+
+
+def check_image_shapes(cases: Any) -> tuple[int, ...]:
+    r"""
+    The ``(C, H, W)`` shape that every case's image has (a batch of them is one tensor).
+
+    Raises:
+        ValueError: Naming the first case whose image is not ``(C, H, W)`` of that shape.
+    """
+    shape = tuple(cases[0].image.shape)
+    for c in cases:
+        if c.image.dim() != 3 or tuple(c.image.shape) != shape:
+            raise ValueError(f"`cases` must hold (C, H, W) images of one size {shape}; "
+                             f"not {c.case_id}")  # fmt: skip
+    return shape

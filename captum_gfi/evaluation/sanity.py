@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from .._hooks import preserved_model_state
-from .cases import Case, case_photo, model_device
+from .cases import Case, case_photo, check_image_shapes, model_device
 from .methods import is_method, make_method, resolve_module
 from .peers import is_peer, make_peer
 from .rank_correlation import spearman
@@ -534,10 +534,7 @@ def sanity_records(
     cases = list(cases)
     if not cases:
         return iter(())
-    shape = tuple(cases[0].image.shape)
-    bad = [c.case_id for c in cases if c.image.dim() != 3 or tuple(c.image.shape) != shape]
-    if bad:
-        raise ValueError(f"`cases` must hold (C, H, W) images of one size {shape}; not {bad[0]}")
+    check_image_shapes(cases)
     layer_path = _module_path(model, layer, "layer")
     inversion_path = _module_path(model, inversion_layer, "inversion_layer")
     options = dict(peer_options or {})
