@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split",
         default=None,
         help="VOC image set (default: test); composites/grids: test (full metrics on the test "
-        "cases, tune cases only choose WSOL's alpha; default), tune or all",
+        "cases, tune cases only choose WSOL's alpha; default), tune, all, or test-only (the "
+        "test cases alone, for expensive methods: WSOL's alpha is then chosen on them)",
     )
     a(
         "--model",

@@ -88,8 +88,22 @@ def test_plan_cases_splits() -> None:
     run, full, _ = plan_cases(cases, "tune")
     assert [c.case_id for c in run] == ["c0", "c3", "c6"] and full == {"c0", "c3", "c6"}
     assert plan_cases(cases, "all")[1] == {c.case_id for c in cases}
+    run, full, rank = plan_cases(cases, "test-only")  # no tune maps for expensive methods
+    assert [c.case_id for c in run] == ["c1", "c2", "c4", "c5"]
+    assert full == {"c1", "c2", "c4", "c5"} and rank == {"c1": 0, "c2": 1, "c4": 2, "c5": 3}
     with pytest.raises(ValueError, match="split"):
         plan_cases(cases, "val")
+
+
+def test_test_only_computes_no_tune_maps(one_thread: None, tmp_path: Path) -> None:
+    options = dataclasses.replace(OPTIONS, split="test-only", robust_cases=0)
+    assert _run(tmp_path, ["center"], options=options) == 2 * 4  # 4 test cases, no tune
+    cases, records = load_records(tmp_path)
+    assert [c["item"] for c in cases] == ["c1", "c2", "c4", "c5"]
+    assert all(r["split"] == "test" and r["full"] for r in records)
+    summary = summarize_benchmark(records)
+    assert summary["split"] == "test" and summary["metrics"]["center"]["energy_share"]["n"] == 4
+    assert summary["wsol_alpha"]["center"]["tuned_on_split"] is False  # chosen on test
 
 
 def test_pipeline_records_resume_and_report_only(one_thread: None, tmp_path: Path) -> None:

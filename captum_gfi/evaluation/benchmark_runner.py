@@ -84,7 +84,7 @@ __all__ = ["BENCHMARK_DATASETS", "BenchmarkOptions", "plan_cases", "run_benchmar
 BENCHMARK_METHODS: tuple[str, ...] = (
     "gfi", "gradcam", "ig", "saliency", "guided_backprop", "occlusion", "center",
 )  # fmt: skip
-SPLITS: tuple[str, ...] = ("test", "tune", "all")
+SPLITS: tuple[str, ...] = ("test", "tune", "all", "test-only")
 #: Options that change a record: they must match when a run resumes into an existing
 #: ``--out`` (:func:`~captum_gfi.evaluation.records.check_config`).
 CONFIG_KEYS: tuple[str, ...] = (
@@ -121,7 +121,9 @@ class BenchmarkOptions:
         gallery_cases (int): thumbnails for the first this many cases.
         thumb_size (int): thumbnail side in pixels.
         split (str): ``"test"`` (full metrics on test cases; tune cases only
-                    choose WSOL's alpha), ``"tune"`` or ``"all"``.
+                    choose WSOL's alpha), ``"tune"``, ``"all"`` or ``"test-only"`` (the
+                    test cases alone: no tune maps, so WSOL's alpha is chosen on the test
+                    cases themselves; for methods too expensive to run on the tune cases).
         extremal_iterations (int, optional): extremal perturbation's iterations
                     (``None``: TorchRay's 800).
         rise_masks (int, optional): RISE's masks (``None``: TorchRay's 8000).
@@ -192,7 +194,8 @@ def plan_cases(cases: Sequence[Case], split: str) -> tuple[list[Case], set[str],
     """
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}")
-    run = [c for c in cases if split != "tune" or c.split == "tune"]
+    only = {"tune": "tune", "test-only": "test"}.get(split)
+    run = [c for c in cases if only is None or c.split == only]
     full = [c for c in run if split != "test" or c.split == "test"]
     return run, {c.case_id for c in full}, {c.case_id: i for i, c in enumerate(full)}
 
