@@ -2,7 +2,11 @@
 same test cases, from their records (``shards/*.jsonl``), with intervals, cost and passes.
 
     python scripts/comparison_table.py docs/benchmark/efficientnet-lite0/composites-large \\
-        [more run folders of the same cases, e.g. an expensive subset] --reference gfi:refined
+        [more run folders of the same cases, e.g. an expensive subset] \\
+        [the run folders of another model or data set] --reference gfi:refined
+
+Run folders are grouped by the model and data set of their ``config.json``; each group is
+one block of rows of the same two tables (a ``data`` column names the group).
 
 Per method: energy share, pointing, top-k precision and insertion − deletion (mean and
 95 % bootstrap CI over its test cases), n (test cases), photos (distinct foreground photos
@@ -17,6 +21,7 @@ several runs keeps the first run's records.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,18 +51,20 @@ def _value(rec: dict[str, Any], metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-def load(folders: Sequence[Path]) -> tuple[dict[str, str], dict[str, dict[str, dict[str, Any]]]]:
-    """``(photo of each test case, method -> case id -> record)`` over ``folders``."""
+def load(
+    folders: Sequence[Path], split: str = "test"
+) -> tuple[dict[str, str], dict[str, dict[str, dict[str, Any]]]]:
+    """``(photo of each case of ``split``, method -> case id -> record)`` over ``folders``."""
     photos: dict[str, str] = {}
     by_method: dict[str, dict[str, dict[str, Any]]] = {}
     for folder in folders:
         cases, methods = load_records(folder)
         for c in cases:
-            if c.get("split") == "test":
+            if c.get("split") == split:
                 photos.setdefault(c["item"], str(c.get("source", {}).get("photo", c["item"])))
         seen_here: dict[str, dict[str, dict[str, Any]]] = {}
         for r in methods:
-            if r.get("split") == "test" and r.get("full", True):
+            if r.get("split") == split and r.get("full", True):
                 seen_here.setdefault(r["method"], {})[r["item"]] = r
         for method, recs in seen_here.items():
             by_method.setdefault(method, recs)
@@ -76,11 +83,41 @@ def _diff(a: list[float], b: list[float], groups: list[str]) -> str:
     return f"**{text}**" if glow > 0 or ghigh < 0 else text
 
 
-def tables(folders: Sequence[Path], reference: str, time: str = "seconds") -> str:
-    """The two Markdown tables (methods; paired differences to ``reference``)."""
-    photos, by_method = load(folders)
-    head = ["method", *METRICS.values(), "n", "photos", "s / image", "passes (f / b / it)"]
+def groups(folders: Sequence[Path]) -> dict[str, list[Path]]:
+    """``"model, data set" -> its run folders``, in the order they are given."""
+    out: dict[str, list[Path]] = {}
+    for folder in folders:
+        config = json.loads((folder / "config.json").read_text())
+        out.setdefault(f"{config['model']}, {config['dataset']}", []).append(folder)
+    return out
+
+
+def tables(
+    folders: Sequence[Path], reference: str, time: str = "seconds", split: str = "test"
+) -> str:
+    """The two Markdown tables (methods; paired differences to ``reference``), one block of
+    rows per model and data set."""
+    loaded = {label: load(runs, split) for label, runs in groups(folders).items()}
+    head = ["data", "method", *METRICS.values(), "n", "photos", "s / image",
+            "passes (f / b / it)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for label, (photos, by_method) in loaded.items():
+        lines += _method_rows(label, photos, by_method, time)
+    head = ["data", "method", "n", *METRICS.values()]
+    lines += ["", f"Paired difference `{reference}` − method on the cases both have: mean "
+              "[paired 95 % CI] / [CI resampling photos]; **bold**: the photo-clustered CI "
+              "excludes 0.", "", "| " + " | ".join(head) + " |",
+              "|---" * len(head) + "|"]  # fmt: skip
+    for label, (photos, by_method) in loaded.items():
+        if reference in by_method:
+            lines += _paired_rows(label, photos, by_method, reference)
+    return "\n".join(lines) + "\n"
+
+
+def _method_rows(
+    label: str, photos: dict[str, str], by_method: dict[str, dict[str, dict[str, Any]]], time: str
+) -> list[str]:
+    lines = []
     for method, recs in by_method.items():
         cells = []
         for metric in METRICS:
@@ -92,16 +129,19 @@ def tables(folders: Sequence[Path], reference: str, time: str = "seconds") -> st
         passes = (f"{first['passes_forward']} / {first['passes_backward']} / "
                   f"{first['iterations']}" if "passes_forward" in first else "–")  # fmt: skip
         used = {photos.get(i, i) for i in recs}
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(recs)} | {len(used)} | "
-                     f"{seconds:.3g} | {passes} |")  # fmt: skip
-    if reference not in by_method:
-        return "\n".join(lines) + "\n"
+        lines.append(f"| {label} | {method} | " + " | ".join(cells) + f" | {len(recs)} | "
+                     f"{len(used)} | {seconds:.3g} | {passes} |")  # fmt: skip
+    return lines
+
+
+def _paired_rows(
+    label: str,
+    photos: dict[str, str],
+    by_method: dict[str, dict[str, dict[str, Any]]],
+    reference: str,
+) -> list[str]:
     ref = by_method[reference]
-    head = ["method", "n", *METRICS.values()]
-    lines += ["", f"Paired difference `{reference}` − method on the cases both have: mean "
-              "[paired 95 % CI] / [CI resampling photos]; **bold**: the photo-clustered CI "
-              "excludes 0.", "", "| " + " | ".join(head) + " |",
-              "|---" * len(head) + "|"]  # fmt: skip
+    lines = []
     for method, recs in by_method.items():
         if method == reference:
             continue
@@ -118,8 +158,8 @@ def tables(folders: Sequence[Path], reference: str, time: str = "seconds") -> st
             cells.append(
                 _diff(a, b, g) + (f" (n={len(pairs)})" if len(pairs) != len(common) else "")
             )
-        lines.append(f"| {method} | {len(common)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append(f"| {label} | {method} | {len(common)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> int:
@@ -127,8 +167,9 @@ def main() -> int:
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--reference", default="gfi:refined")
     parser.add_argument("--time", choices=["seconds", "cpu_seconds"], default="seconds")
+    parser.add_argument("--split", default="test", help="the cases' split (tune: research)")
     args = parser.parse_args()
-    print(tables(args.folders, args.reference, args.time), end="")
+    print(tables(args.folders, args.reference, args.time, args.split), end="")
     return 0
 
 
