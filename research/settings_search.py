@@ -98,6 +98,17 @@ CANDIDATES: dict[str, GFISettings] = {
     "c20_lr1e-1": _c(20, lr=1e-1),
     "c20_lr3e-3": _c(20, lr=3e-3),
     "c20_nodecay": _c(20, lr_decay=1.0),
+    # 2026-12-02, the large pool's gap to ScoreCAM on energy share (same 21 passes)
+    "c10_beta10": _c(10, 10.0),
+    "c10_beta16": _c(10, 16.0),
+    "c10_beta6_lam2": _c(10, 6.0, lam=2.0),
+    "c10_beta6_nonneg": _c(10, 6.0, weight_min=0.0),
+    "c10_beta24": _c(10, 24.0),
+    "c10_beta32": _c(10, 32.0),
+    "c10_beta48": _c(10, 48.0),
+    "c10_beta16_lr2e-2": _c(10, 16.0, lr=2e-2),
+    "c10_beta64": _c(10, 64.0),
+    "c10_beta96": _c(10, 96.0),
 }
 
 #: candidates of the search that no GFISettings expresses, and why

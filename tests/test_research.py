@@ -54,3 +54,28 @@ def test_the_docs_tables_regenerate_from_the_committed_stores() -> None:
     quoted = [line for line in doc if re.match(r"^\| [\w.\-]+ \| [0-9.]+ \(", line)]
     assert len(quoted) >= 30
     assert [line for line in quoted if line not in rows] == []
+
+
+def _module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "research" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scorecam_gap_pixel_ranks_give_every_map_the_same_values() -> None:
+    import torch
+
+    from captum_gfi.evaluation.benchmark_metrics import energy_share, topk_precision
+
+    gap = _module("scorecam_gap")
+    maps = torch.tensor([[[[0.0, 3.0], [1.0, 2.0]]], [[[9.0, 0.5], [0.5, 0.1]]]])
+    ranks = gap.pixel_ranks(maps)
+    third = 1 / 3
+    expected = torch.tensor([[[[0.0, 1.0], [third, 2 * third]]], [[[1.0, third], [2 * third, 0]]]])
+    torch.testing.assert_close(ranks, expected)  # ties (0.5, 0.5) broken by position
+    masks = torch.tensor([[[True, False], [False, False]], [[True, False], [False, False]]])
+    # a monotone transform: top-k precision unchanged, the energy share not
+    torch.testing.assert_close(topk_precision(ranks, masks), topk_precision(maps, masks))
+    assert energy_share(maps, masks)[1] > energy_share(ranks, masks)[1]
