@@ -15,7 +15,8 @@ among them), seconds per image (median of the batches' wall seconds; ``cpu_secon
 Then the paired difference ``reference − method`` on the cases both have, with its paired
 bootstrap CI and the CI that resamples photos (then their cases): **bold** when the
 photo-clustered interval excludes 0. Runs are merged by case id; a method present in
-several runs keeps the first run's records.
+several runs keeps the first run's records. ``--methods a,b`` keeps these rows in this
+order, ``--label name=shown`` renames one (``--reference`` takes the name shown).
 """
 
 from __future__ import annotations
@@ -92,12 +93,32 @@ def groups(folders: Sequence[Path]) -> dict[str, list[Path]]:
     return out
 
 
+def select(
+    by_method: dict[str, dict[str, dict[str, Any]]],
+    methods: Sequence[str] | None,
+    labels: dict[str, str],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``by_method`` with only ``methods``, in their order (all when None), renamed by
+    ``labels`` (record name -> name shown)."""
+    names = [m for m in methods if m in by_method] if methods else list(by_method)
+    return {labels.get(m, m): by_method[m] for m in names}
+
+
 def tables(
-    folders: Sequence[Path], reference: str, time: str = "seconds", split: str = "test"
+    folders: Sequence[Path],
+    reference: str,
+    time: str = "seconds",
+    split: str = "test",
+    methods: Sequence[str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> str:
     """The two Markdown tables (methods; paired differences to ``reference``), one block of
-    rows per model and data set."""
-    loaded = {label: load(runs, split) for label, runs in groups(folders).items()}
+    rows per model and data set; ``methods`` picks and orders the rows, ``labels`` renames
+    them (``reference`` is a name as shown)."""
+    loaded = {}
+    for label, runs in groups(folders).items():
+        photos, by_method = load(runs, split)
+        loaded[label] = (photos, select(by_method, methods, labels or {}))
     head = ["data", "method", *METRICS.values(), "n", "photos", "s / image",
             "passes (f / b / it)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -168,8 +189,14 @@ def main() -> int:
     parser.add_argument("--reference", default="gfi:refined")
     parser.add_argument("--time", choices=["seconds", "cpu_seconds"], default="seconds")
     parser.add_argument("--split", default="test", help="the cases' split (tune: research)")
+    parser.add_argument("--methods", default=None, help="comma list: these rows, in this order")
+    parser.add_argument(
+        "--label", action="append", default=[], metavar="NAME=SHOWN", help="rename a method"
+    )
     args = parser.parse_args()
-    print(tables(args.folders, args.reference, args.time, args.split), end="")
+    labels = dict(item.split("=", 1) for item in args.label)
+    methods = args.methods.split(",") if args.methods else None
+    print(tables(args.folders, args.reference, args.time, args.split, methods, labels), end="")
     return 0
 
 
