@@ -8,9 +8,12 @@ and report as every other method), so there is no second implementation of GFI::
     python research/settings_search.py evaluate --dataset composites --model efficientnet-lite0 \
         --methods gradcam,gfi:research:c10_beta4,gfi:research:c10_beta6 --out runs/search
 
-The shipped ``refined`` before and after its last change are registered under the names
-the committed benchmark runs used, ``refined_beta4`` (``refined`` until 2026-11-26, the
-``gfi:refined`` records committed before then) and ``refined_beta6`` (``refined`` since).
+The shipped ``refined`` before its last two changes is registered under the names the
+committed benchmark runs used: ``refined_beta4`` (``refined`` until 2026-11-26, the
+``gfi:refined`` records committed before then) and ``refined_beta6`` (``refined`` from
+2026-11-26 until 2026-12-07, and the ``gfi:refined`` records committed in between: those of
+the large photo pool's runs of 2026-12-02 and 2026-12-07 among them). The ``refined``
+since 2026-12-07 is ``c10_beta48`` (``gfi:research:c10_beta48`` in those runs' records).
 ``--no-tf32`` before ``evaluate`` turns TensorFloat-32 off for cuDNN convolutions and CUDA
 matrix products, so that a GPU run computes in float32 as the CPU runs do.
 

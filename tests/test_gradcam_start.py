@@ -26,7 +26,7 @@ def test_refined_is_the_gradcam_start_as_data() -> None:
     assert s.init is WeightInit.GRADCAM and s.weight_min is None
     assert s.mask_form == MaskForm(MaskNormalization.RELU_MAX)
     assert (s.inversion_steps, s.target_steps, s.score) == (0, 10, "log_softmax")
-    assert (s.target_prior, s.delta, s.lam, s.lr) == (Prior.MASK_AREA, 6.0, 1.0, 1e-2)
+    assert (s.target_prior, s.delta, s.lam, s.lr) == (Prior.MASK_AREA, 48.0, 1.0, 1e-2)
 
 
 def test_relu_max_normalize_by_hand() -> None:

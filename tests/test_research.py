@@ -33,11 +33,11 @@ def test_every_candidate_is_a_registered_setting() -> None:
         assert names == [search.PREFIX + n for n in search.CANDIDATES] + list(search.RUN_NAMES)
         for name in names[: len(search.CANDIDATES)]:
             assert get_setting(name) == search.CANDIDATES[name[len(search.PREFIX) :]]
-        # the names of the committed runs: refined before and after its last change
-        assert get_setting("refined_beta6") == SETTINGS["refined"]
+        # the names of the committed runs: refined before its last two changes
+        assert get_setting("refined_beta6") == dataclasses.replace(SETTINGS["refined"], delta=6.0)
         assert get_setting("refined_beta4") == dataclasses.replace(SETTINGS["refined"], delta=4.0)
         # the shipped settings are the search's winners, field for field
-        assert search.CANDIDATES["c10_beta6"] == SETTINGS["refined"]
+        assert search.CANDIDATES["c10_beta48"] == SETTINGS["refined"]
         assert search.CANDIDATES["paper"] == SETTINGS["paper"]
         assert set(search.CANDIDATES).isdisjoint(search.NOT_SETTINGS)
     finally:
