@@ -125,7 +125,8 @@ def tables(
     for label, (photos, by_method) in loaded.items():
         lines += _method_rows(label, photos, by_method, time)
     head = ["data", "method", "n", *METRICS.values()]
-    lines += ["", f"Paired difference `{reference}` − method on the cases both have: mean "
+    shown = reference if "`" in reference else f"`{reference}`"
+    lines += ["", f"Paired difference {shown} − method on the cases both have: mean "
               "[paired 95 % CI] / [CI resampling photos]; **bold**: the photo-clustered CI "
               "excludes 0.", "", "| " + " | ".join(head) + " |",
               "|---" * len(head) + "|"]  # fmt: skip
