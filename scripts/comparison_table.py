@@ -16,7 +16,8 @@ Then the paired difference ``reference − method`` on the cases both have, with
 bootstrap CI and the CI that resamples photos (then their cases): **bold** when the
 photo-clustered interval excludes 0. Runs are merged by case id; a method present in
 several runs keeps the first run's records. ``--methods a,b`` keeps these rows in this
-order, ``--label name=shown`` renames one (``--reference`` takes the name shown).
+order, ``--label name=shown`` renames one (``--reference`` takes the name shown), and
+``--min-cases N`` leaves out the methods with fewer cases (named under the tables).
 """
 
 from __future__ import annotations
@@ -111,14 +112,21 @@ def tables(
     split: str = "test",
     methods: Sequence[str] | None = None,
     labels: dict[str, str] | None = None,
+    min_cases: int = 1,
 ) -> str:
     """The two Markdown tables (methods; paired differences to ``reference``), one block of
     rows per model and data set; ``methods`` picks and orders the rows, ``labels`` renames
-    them (``reference`` is a name as shown)."""
+    them (``reference`` is a name as shown); a method with fewer than ``min_cases`` cases
+    gets no row, and a line under the tables names it with its count."""
     loaded = {}
+    omitted = []
     for label, runs in groups(folders).items():
         photos, by_method = load(runs, split)
-        loaded[label] = (photos, select(by_method, methods, labels or {}))
+        chosen = select(by_method, methods, labels or {})
+        omitted += [f"{m} ({label}: {len(r)} case{'s' * (len(r) != 1)})"
+                    for m, r in chosen.items() if len(r) < min_cases]  # fmt: skip
+        chosen = {m: r for m, r in chosen.items() if len(r) >= min_cases}
+        loaded[label] = (photos, chosen)
     head = ["data", "method", *METRICS.values(), "n", "photos", "s / image",
             "passes (f / b / it)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -133,6 +141,8 @@ def tables(
     for label, (photos, by_method) in loaded.items():
         if reference in by_method:
             lines += _paired_rows(label, photos, by_method, reference)
+    if omitted:
+        lines += ["", f"Not shown (fewer than {min_cases} cases so far): {', '.join(omitted)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -194,10 +204,12 @@ def main() -> int:
     parser.add_argument(
         "--label", action="append", default=[], metavar="NAME=SHOWN", help="rename a method"
     )
+    parser.add_argument("--min-cases", type=int, default=1, help="rows need this many cases")
     args = parser.parse_args()
     labels = dict(item.split("=", 1) for item in args.label)
     methods = args.methods.split(",") if args.methods else None
-    print(tables(args.folders, args.reference, args.time, args.split, methods, labels), end="")
+    print(tables(args.folders, args.reference, args.time, args.split, methods, labels,
+                 args.min_cases), end="")  # fmt: skip
     return 0
 
 
