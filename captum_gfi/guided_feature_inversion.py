@@ -300,7 +300,7 @@ class GuidedFeatureInversion(LayerAttribution):
                         Eq. (9) in the paper's setting (1), the weight of the squared L2
                         norm of :math:`\omega` in the authors' (2), and the mask-area
                         weight :math:`\beta` of :math:`\beta \, \mathrm{mean}(m)` in
-                        ``"refined"`` (6). Default: the setting's.
+                        ``"refined"`` (48). Default: the setting's.
             lam (float, optional): weight of the background term of Eq. (9).
                         Default: the setting's (paper and authors: 1).
             lr_decay_every (int, optional): the learning rate is multiplied by

@@ -161,7 +161,7 @@ class GFISettings:
                     :math:`\lVert \omega \rVert_1` (paper: 1); with ``SQUARED_L2`` the
                     weight of :math:`\lVert \omega \rVert_2^2` (authors: 2); with
                     ``MASK_AREA`` the mask-area weight :math:`\beta` of
-                    :math:`\beta \, \mathrm{mean}(m)` (refined: 6).
+                    :math:`\beta \, \mathrm{mean}(m)` (refined: 48).
         lr (float): Adam's learning rate :math:`\eta`.
         lr_decay_every (int): the learning rate is multiplied by ``lr_decay`` every this
                     many steps: :math:`\eta_t = \eta \rho^{\lfloor t / s \rfloor}`.
