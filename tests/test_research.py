@@ -79,3 +79,22 @@ def test_scorecam_gap_pixel_ranks_give_every_map_the_same_values() -> None:
     # a monotone transform: top-k precision unchanged, the energy share not
     torch.testing.assert_close(topk_precision(ranks, masks), topk_precision(maps, masks))
     assert energy_share(maps, masks)[1] > energy_share(ranks, masks)[1]
+
+
+def test_rise_weighting_gives_torchray_the_softmax_through_its_sigmoid() -> None:
+    import torch
+    from torch import nn
+
+    rise = _module("rise_weighting")
+    logits = torch.tensor([[4.0, 1.0, -2.0], [0.0, 0.0, 8.0]])
+
+    class Fixed(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return logits[: x.shape[0]]
+
+    wrapped = rise.BothWeightings(Fixed(), target=2)
+    out = wrapped(torch.zeros(2, 3, 4, 4))
+    assert out.shape == (2, 6)
+    torch.testing.assert_close(out[:, :3], logits)  # TorchRay's sigmoid reads these
+    torch.testing.assert_close(torch.sigmoid(out[:, 3:]), logits.softmax(dim=1))  # the paper's
+    torch.testing.assert_close(wrapped.weights[0], torch.sigmoid(logits[:, 2]))
