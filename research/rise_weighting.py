@@ -12,7 +12,7 @@ paired difference softmax − sigmoid with intervals resampling cases and photos
 often the sigmoid weight exceeds 0.99::
 
     python research/rise_weighting.py docs/benchmark/efficientnet-lite0/composites-large-rise \\
-        --limit 16 --num-masks 1000
+        --limit 20 --num-masks 1000
 
 The model wrapper returns ``[logits, log(p / (1 - p))]`` (``p`` the softmax), so the second
 half's sigmoid is the softmax probability and TorchRay's own ``rise`` gives both maps.
@@ -21,6 +21,7 @@ half's sigmoid is the softmax probability and TorchRay's own ``rise`` gives both
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,11 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from captum_gfi.evaluate import load_model_spec
-from captum_gfi.evaluation.benchmark_metrics import energy_share, pointing_hits, topk_precision
 from captum_gfi.evaluation.cases import case_photo
 from captum_gfi.evaluation.stats import cluster_bootstrap_mean_ci, paired_bootstrap_ci
 
-METRICS = {"share": energy_share, "point": pointing_hits, "topk": topk_precision}
+sys.path.insert(0, str(Path(__file__).parent))
+from scorecam_gap import METRICS  # noqa: E402  (the study's metrics: energy share, pointing, top-k)
 
 
 class BothWeightings(nn.Module):
