@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from captum_gfi.evaluate import load_model_spec
 from captum_gfi.evaluation.cases import case_photo
-from captum_gfi.evaluation.stats import cluster_bootstrap_mean_ci, paired_bootstrap_ci
+from captum_gfi.evaluation.stats import paired_difference
 
 sys.path.insert(0, str(Path(__file__).parent))
 from scorecam_gap import METRICS  # noqa: E402  (the study's metrics: energy share, pointing, top-k)
@@ -97,11 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = [f"{scores[name][k].mean():.3f}" for k in METRICS]
         print(f"| {name} | {' | '.join(cells)} | {float(contrast):.3f} |")
     a, b = scores["softmax (paper)"], scores["sigmoid (TorchRay)"]
-    diffs = []
-    for k in METRICS:
-        d, lo, hi = paired_bootstrap_ci(a[k], b[k])
-        _, plo, phi = cluster_bootstrap_mean_ci(a[k] - b[k], photos)
-        diffs.append(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] / [{plo:+.3f}, {phi:+.3f}]")
+    diffs = [str(paired_difference(a[k], b[k], photos)) for k in METRICS]
     print(f"| softmax − sigmoid | {' | '.join(diffs)} | |")
     return 0
 

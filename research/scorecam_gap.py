@@ -45,7 +45,7 @@ from captum_gfi.evaluate import load_model_spec
 from captum_gfi.evaluation.benchmark_metrics import energy_share, pointing_hits, topk_precision
 from captum_gfi.evaluation.cases import case_photo
 from captum_gfi.evaluation.methods import make_method
-from captum_gfi.evaluation.stats import cluster_bootstrap_mean_ci, paired_bootstrap_ci
+from captum_gfi.evaluation.stats import paired_difference
 
 METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "share": energy_share,
@@ -197,9 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for k in METRICS:
             cell = f"{s[k].mean():.3f}"
             if name != args.reference:
-                d, lo, hi = paired_bootstrap_ci(s[k], ref[k])
-                _, plo, phi = cluster_bootstrap_mean_ci(s[k] - ref[k], photos)
-                cell += f" ({d:+.3f} [{lo:+.3f}, {hi:+.3f}] / [{plo:+.3f}, {phi:+.3f}])"
+                cell += f" ({paired_difference(s[k], ref[k], photos)})"
             cells.append(cell)
         print(f"| {name} | {' | '.join(cells)} |")
     return 0

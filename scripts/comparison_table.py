@@ -30,11 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from captum_gfi.evaluation.benchmark_report import load_records
-from captum_gfi.evaluation.stats import (
-    bootstrap_mean_ci,
-    cluster_bootstrap_mean_ci,
-    paired_bootstrap_ci,
-)
+from captum_gfi.evaluation.stats import bootstrap_mean_ci, paired_difference
 
 METRICS: dict[str, str] = {
     "energy_share": "energy in GT ↑",
@@ -79,10 +75,8 @@ def _ci(values: list[float]) -> str:
 
 
 def _diff(a: list[float], b: list[float], groups: list[str]) -> str:
-    diff, low, high = paired_bootstrap_ci(a, b)
-    _, glow, ghigh = cluster_bootstrap_mean_ci([x - y for x, y in zip(a, b)], groups)
-    text = f"{diff:+.3f} [{low:+.3f}, {high:+.3f}] / [{glow:+.3f}, {ghigh:+.3f}]"
-    return f"**{text}**" if glow > 0 or ghigh < 0 else text
+    d = paired_difference(a, b, groups)
+    return f"**{d}**" if d.excludes_zero else str(d)
 
 
 def groups(folders: Sequence[Path]) -> dict[str, list[Path]]:

@@ -7,6 +7,7 @@ from captum_gfi.evaluation.stats import (
     bootstrap_mean_ci,
     cluster_bootstrap_mean_ci,
     paired_bootstrap_ci,
+    paired_difference,
 )
 
 ALPHAS = (0.0, 0.5, 1.0)
@@ -102,3 +103,25 @@ def test_cluster_bootstrap_widens_the_interval_when_groups_disagree() -> None:
         cluster_bootstrap_mean_ci(values, groups[:-1])
     with pytest.raises(ValueError, match="empty"):
         cluster_bootstrap_mean_ci([], [])
+
+
+def test_paired_difference_gives_both_intervals_and_the_reports_cell() -> None:
+    # a constant shift: every interval collapses onto it, whatever the groups
+    d = paired_difference([1.0, 2.0, 3.5], [0.75, 1.75, 3.25], ["a", "a", "b"])
+    assert tuple(d) == pytest.approx((0.25, 0.25, 0.25, 0.25, 0.25))
+    assert str(d) == "+0.250 [+0.250, +0.250] / [+0.250, +0.250]"
+    assert d.excludes_zero
+    # two photos with opposite effects: the photo interval straddles 0, the case one not
+    a = np.array([0.3] * 10 + [-0.1] * 10)
+    groups = ["cat"] * 10 + ["clock"] * 10
+    d = paired_difference(a, np.zeros(20), groups)
+    assert (d.difference, d.low, d.high) == pytest.approx(paired_bootstrap_ci(a, np.zeros(20)))
+    assert (d.difference, d.group_low, d.group_high) == pytest.approx(
+        cluster_bootstrap_mean_ci(a, groups)
+    )
+    assert d.low > 0 and d.group_low < 0 < d.group_high and not d.excludes_zero
+    assert str(d).startswith("+0.100 [+")
+    with pytest.raises(ValueError, match="pair"):
+        paired_difference([1.0, 2.0], [1.0], ["a", "b"])
+    with pytest.raises(ValueError, match="groups"):
+        paired_difference([1.0, 2.0], [1.0, 1.0], ["a"])
