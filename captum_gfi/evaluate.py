@@ -211,6 +211,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the other metrics are computed on every case",
     )
     b.add_argument(
+        "--thumbnail-cases",
+        type=int,
+        default=8,
+        help="store 64x64 thumbnails of the input, the ground truth and every map for the "
+        "first N evaluated cases (default 8: the report's gallery); more for studies of the "
+        "maps from the records alone (research/map_contrast.py). Thumbnails change no metric: "
+        "a resumed run may give another N, and the cases done keep theirs",
+    )
+    b.add_argument(
         "--curve-steps",
         type=int,
         default=None,

@@ -56,6 +56,7 @@ def test_randomisation_and_fgsm_from_evaluate(
      ("--pool", "huge", "`--pool` must be one of default, large"),
      ("--num-cases", "0", "`--num-cases` (`--n`) must be >= 1, got 0"),
      ("--curve-cases", "-1", "`--curve-cases` must be >= 0, got -1"),
+     ("--thumbnail-cases", "-1", "`--thumbnail-cases` must be >= 0, got -1"),
      ("--max-cases", "0", "`--max-cases` must be >= 1, got 0")],
 )  # fmt: skip
 def test_bad_check_options_fail_before_the_model_loads(
@@ -138,3 +139,26 @@ def test_max_cases_evaluates_a_prefix_of_the_built_cases(
         if r.get("record") == "method":
             want = {k: v for k, v in same[r["key"]].items() if "seconds" not in k}
             assert {k: v for k, v in r.items() if "seconds" not in k} == want
+
+
+def test_thumbnail_cases_sets_how_many_test_cases_keep_their_maps_thumbnails(
+    one_thread: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_grids(monkeypatch, [])
+    out = tmp_path / "run"
+    assert main([*GRIDS, "--thumbnail-cases", "1", "--max-cases", "2", "--out", str(out)]) == 0
+    test = [r["item"] for r in _records(out) if r.get("record") == "case" and r["split"] == "test"]
+    thumbs = {r["item"] for r in _records(out) if "thumb_map" in r}
+    assert thumbs == {test[0]}
+    # resumed with more (thumbnails change no metric): the new cases get theirs, the cases
+    # done keep their records as they are
+    before = [r for r in _records(out)]
+    assert main([*GRIDS, "--thumbnail-cases", "4", "--out", str(out)]) == 0
+    after = _records(out)
+    assert after[: len(before)] == before
+    test = [r["item"] for r in after if r.get("record") == "case" and r["split"] == "test"]
+    new = {r["item"] for r in after[len(before) :] if r.get("record") == "method"}
+    thumbs = {r["item"] for r in after if "thumb_map" in r}
+    assert new and thumbs == {test[0]} | (new & set(test))
+    cases_with_gt = {r["item"] for r in after if "thumb_gt" in r}
+    assert cases_with_gt == thumbs

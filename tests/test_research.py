@@ -98,3 +98,46 @@ def test_rise_weighting_gives_torchray_the_softmax_through_its_sigmoid() -> None
     torch.testing.assert_close(out[:, :3], logits)  # TorchRay's sigmoid reads these
     torch.testing.assert_close(torch.sigmoid(out[:, 3:]), logits.softmax(dim=1))  # the paper's
     torch.testing.assert_close(wrapped.weights[0], torch.sigmoid(logits[:, 2]))
+
+
+def test_map_contrast_separates_where_a_map_puts_its_mass_from_its_contrast(
+    tmp_path: Path, capsys: object
+) -> None:
+    import pytest
+    import torch
+
+    from captum_gfi.evaluation._thumbnails import encode_thumbnail
+
+    contrast = _module("map_contrast")
+    gt = torch.zeros(64, 64)
+    gt[:, :32] = 1  # the object: the left half
+    peaked, flat = gt.clone(), gt.clone()
+    flat[:, 32:] = 0.5  # the same ranking of pixels, less contrast
+    rows: list[dict] = []
+    for i, (item, split) in enumerate([("c0", "test"), ("c1", "tune"), ("c2", "test")]):
+        rows.append({"record": "case", "key": f"{item}|case|1", "item": item, "index": i,
+                     "split": split, "target": 1, "source": {"photo": f"photo{i}"},
+                     "thumb_gt": encode_thumbnail(gt)})  # fmt: skip
+        for method, m, share in (("peaked", peaked, 1.0), ("flat", flat, 0.6)):
+            rows.append({"record": "method", "key": f"{item}|{method}|1", "item": item,
+                         "index": i, "method": method, "split": split, "target": 1,
+                         "energy_share": share, "thumb_map": encode_thumbnail(m)})  # fmt: skip
+    (tmp_path / "shards").mkdir()
+    lines = "\n".join(json.dumps(r) for r in rows) + "\n"
+    (tmp_path / "shards" / "rank0.jsonl").write_text(lines)
+    photos, gts, values = contrast.collect([tmp_path], ["peaked", "flat"])
+    assert photos == ["photo0", "photo2"] and gts.shape == (2, 64, 64)  # the test cases
+    half = 128 / 255  # 0.5 as the 8-bit thumbnail stores it
+    assert values["peaked"]["thumbnail"].tolist() == [1.0, 1.0]
+    assert values["flat"]["thumbnail"] == pytest.approx([1 / (1 + half)] * 2)
+    assert values["flat"]["recorded"].tolist() == [0.6, 0.6]
+    # the rank transform leaves only the ranking: the two maps score the same
+    torch.testing.assert_close(values["flat"]["rank"], values["peaked"]["rank"])
+    assert values["peaked"]["mean / max"] == pytest.approx([0.5, 0.5])
+    assert values["flat"]["mean / max"] == pytest.approx([(1 + half) / 2] * 2)
+    assert contrast.main([str(tmp_path), "--reference", "peaked", "--methods", "flat"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "2 test cases, 2 photos; reference: peaked" in out
+    assert "| flat | 0.600 (+0.400 [+0.400, +0.400] / [+0.400, +0.400]) |" in out
+    with pytest.raises(ValueError, match="no test case"):
+        contrast.collect([tmp_path], ["peaked", "missing"])

@@ -21,9 +21,10 @@ Which cases get which metrics:
   top-k, WSOL per alpha) but no insertion/deletion curves.
 - the first ``robust_cases`` cases of the evaluated split also get Captum's
   max-sensitivity (radius 0.02, 10 samples) and infidelity.
-- the first ``gallery_cases`` cases store 64 x 64 thumbnails of the input,
-  the ground truth and every method's map, so the report's gallery needs
-  nothing but the records.
+- the first ``gallery_cases`` cases (``--thumbnail-cases``, default 8) store
+  64 x 64 thumbnails of the input, the ground truth and every method's map, so
+  the report's gallery (and ``research/map_contrast.py``) need nothing but the
+  records.
 """
 
 from __future__ import annotations
@@ -579,7 +580,7 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
         curve_cases=options.curve_cases, extremal_iterations=options.extremal_iterations,
         rise_masks=options.rise_masks, sanity_cases=options.sanity_cases,
         sanity_steps=options.sanity_steps, fgsm_epsilons=fgsm_epsilons(options.fgsm_epsilons),
-        fgsm_cases=options.fgsm_cases,
+        fgsm_cases=options.fgsm_cases, gallery_cases=options.thumbnail_cases,
     )  # fmt: skip
     min_conf = options.min_confidence if options.min_confidence is not None else 0.3
     from .benchmark_data import FOREGROUND_POOLS

@@ -101,6 +101,7 @@ class EvaluateOptions:
     sanity_steps: int | None = None
     fgsm_epsilons: str | None = None
     fgsm_cases: int | None = None
+    thumbnail_cases: int = 8
     threads: int | None = None
     device: str | None = None
     no_progress: bool = False
@@ -155,6 +156,7 @@ class EvaluateOptions:
                                  ("--rise-masks", self.rise_masks, 1),
                                  ("--max-sensitivity-cases", self.max_sensitivity_cases, 0),
                                  ("--curve-cases", self.curve_cases, 0),
+                                 ("--thumbnail-cases", self.thumbnail_cases, 0),
                                  ("--curve-steps", self.curve_steps, 1),
                                  ("--curve-batch-size", self.curve_batch_size, 1),
                                  ("--max-per-photo", self.max_per_photo, 1),
