@@ -12,7 +12,9 @@ and prints, per method, on the cases where every method has a thumbnail:
 - ``recorded``: the energy share in the records (full-resolution maps);
 - ``thumbnail``: the energy share of the thumbnails (the ground-truth thumbnail is
   area-averaged, so edge pixels count fractionally); it should track ``recorded``;
-- ``rank``: the energy share of the rank-transformed thumbnails;
+- ``rank``: the energy share of the rank-transformed thumbnails (:func:`tied_ranks`: equal
+  values share their mean rank, so the ties of 8-bit thumbnails and the flat zero regions
+  of masks carry no position order);
 - ``mean / max``: the maps' contrast (lower is more peaked);
 
 and the paired difference reference − method with intervals resampling cases and photos
@@ -29,7 +31,6 @@ and the paired difference reference − method with intervals resampling cases a
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,9 +42,6 @@ from captum_gfi.evaluation._thumbnails import decode_thumbnail
 from captum_gfi.evaluation.benchmark_report import load_records
 from captum_gfi.evaluation.stats import paired_difference
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scorecam_gap import pixel_ranks  # noqa: E402  (the study's rank transform)
-
 COLUMNS = ("recorded", "thumbnail", "rank")
 
 
@@ -52,6 +50,20 @@ def soft_energy_share(maps: Tensor, gt: Tensor) -> Tensor:
     m, g = maps.flatten(1).clamp(min=0), gt.flatten(1)
     total = m.sum(1)
     return torch.where(total > 0, (m * g).sum(1) / total.clamp(min=1e-30), torch.zeros_like(total))
+
+
+def tied_ranks(maps: Tensor) -> Tensor:
+    """Each map's pixels replaced by their rank in it scaled to ``[0, 1]``, equal values
+    sharing their mean rank (a constant map becomes 0.5 everywhere)."""
+    flat = maps.flatten(1).double()
+    out = torch.empty_like(flat)
+    n = flat.shape[1]
+    for i, row in enumerate(flat):
+        values, inverse, counts = torch.unique(row, return_inverse=True, return_counts=True)
+        first = torch.cumsum(counts, 0) - counts  # rank of each value's first pixel
+        mean_rank = first + (counts - 1) / 2
+        out[i] = mean_rank[inverse] / max(n - 1, 1)
+    return out.view_as(maps)
 
 
 def contrast(maps: Tensor) -> Tensor:
@@ -100,7 +112,7 @@ def collect(
                 [float(recs[(i, m)]["energy_share"]) for i in items], dtype=torch.float64
             ),
             "thumbnail": soft_energy_share(maps, gt),
-            "rank": soft_energy_share(pixel_ranks(maps), gt),
+            "rank": soft_energy_share(tied_ranks(maps), gt),
             "mean / max": contrast(maps),
         }
     return photos, gt, out

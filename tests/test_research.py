@@ -141,3 +141,8 @@ def test_map_contrast_separates_where_a_map_puts_its_mass_from_its_contrast(
     assert "| flat | 0.600 (+0.400 [+0.400, +0.400] / [+0.400, +0.400]) |" in out
     with pytest.raises(ValueError, match="no test case"):
         contrast.collect([tmp_path], ["peaked", "missing"])
+    # equal values share their mean rank: no order by position among ties
+    ranks = contrast.tied_ranks(torch.tensor([[[0.0, 2.0], [0.0, 1.0]], [[3.0, 3.0], [3.0, 3.0]]]))
+    torch.testing.assert_close(
+        ranks, torch.tensor([[[1 / 6, 1.0], [1 / 6, 2 / 3]], [[0.5, 0.5], [0.5, 0.5]]]).double()
+    )
