@@ -16,13 +16,16 @@ OUT=${OUT:-/tmp/peers}
 N=${N:-240}
 DEVICE=${DEVICE:-cuda}
 METHODS=${METHODS:-gfi:refined,gfi,gradcam,gradcam++,scorecam,layercam,xgradcam,extremal_perturbation,rise,ig,occlusion,saliency,guided_backprop,center}
+# map thumbnails in the records of the first THUMBS test cases: research/map_contrast.py
+THUMBS=${THUMBS:-64}
 CHECKED=${CHECKED:-gfi:refined,gfi,gradcam,gradcam++,scorecam,layercam,xgradcam,center}
 export PYTHONUNBUFFERED=1
 for model in "$@"; do
   run=$OUT/$model
   captum-gfi evaluate --dataset composites --model "$model" --pool large --num-cases "$N" \
     --seed 0 --methods "$METHODS" --device "$DEVICE" --batch-size 16 --curve-batch-size 256 \
-    --max-sensitivity-cases 0 --no-progress --out "$run" > "$OUT/$model.log" 2>&1
+    --max-sensitivity-cases 0 --thumbnail-cases "$THUMBS" --no-progress --out "$run" \
+    > "$OUT/$model.log" 2>&1
   # the randomisation test, FGSM and max-sensitivity (10 explanations per case) of the
   # methods cheap enough to repeat, on the first 64 of the same cases (cases.pt reused)
   mkdir -p "$run-checks" && cp "$run/cases.pt" "$run-checks/"
