@@ -76,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     named = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser(commands=[named] if named in COMMANDS else [])
     args = parser.parse_args(argv)
+    from ._malloc import keep_freed_memory
+
+    keep_freed_memory()  # the command's process only: no page faults on every step
     try:
         return int(args._run(args))
     except (ValueError, FileNotFoundError, RuntimeError, ImportError) as err:
