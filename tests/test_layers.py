@@ -67,6 +67,7 @@ MODULES: dict[str, str] = {
     "captum_gfi.figure": "demo",
     # the commands: argument parsing and runs
     "captum_gfi.cli": "commands",
+    "captum_gfi._malloc": "commands",
     "captum_gfi.explain": "commands",
     "captum_gfi.bench": "commands",
     "captum_gfi.evaluate": "commands",
