@@ -35,6 +35,7 @@ from captum_gfi.evaluation.cases import case_photo
 from captum_gfi.evaluation.stats import paired_difference
 
 sys.path.insert(0, str(Path(__file__).parent))
+from map_contrast import contrast  # noqa: E402  (each map's mean / max)
 from scorecam_gap import METRICS  # noqa: E402  (the study's metrics: energy share, pointing, top-k)
 
 
@@ -93,9 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, m in maps.items():
         stacked = torch.stack(m).float()
         scores[name] = {k: f(stacked, masks).float().numpy() for k, f in METRICS.items()}
-        contrast = (stacked.flatten(1).mean(1) / stacked.flatten(1).amax(1)).mean()
         cells = [f"{scores[name][k].mean():.3f}" for k in METRICS]
-        print(f"| {name} | {' | '.join(cells)} | {float(contrast):.3f} |")
+        print(f"| {name} | {' | '.join(cells)} | {float(contrast(stacked).mean()):.3f} |")
     a, b = scores["softmax (paper)"], scores["sigmoid (TorchRay)"]
     diffs = [str(paired_difference(a[k], b[k], photos)) for k in METRICS]
     print(f"| softmax − sigmoid | {' | '.join(diffs)} | |")
