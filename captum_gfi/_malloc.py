@@ -10,8 +10,9 @@ minor page fault per 4 KiB, which showed as system time above the user time of a
 ``mallopt(M_TRIM_THRESHOLD, 2**31 - 1)``): freed memory stays in ``malloc``'s heap and is
 reused. The cost: the process keeps its peak memory until it exits.
 
-The ``captum-gfi`` commands call it; a library call never does (it would change the whole
-process). In a script, set the same through the environment before Python starts::
+The ``captum-gfi`` commands call it, and so do the repository's scripts that compute maps
+(``scripts/``, ``research/``); a library call never does (it would change the whole
+process). In your own script, set the same through the environment before Python starts::
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 python my_script.py
 

@@ -19,6 +19,7 @@ from robustness import adam_experiment  # research/, the script's own folder
 from torch import Tensor
 
 from captum_gfi import guided_feature_inversion as G
+from captum_gfi._malloc import keep_freed_memory
 
 EPS_REL: list[float | None] = [None]  # None: the shipped Adam (eps = 1e-8)
 _shipped_run = G._ProjectedAdam.run
@@ -57,6 +58,7 @@ def _run(
 
 
 def main() -> int:
+    keep_freed_memory()  # as the captum-gfi commands do: no page faults on every step
     gfi, test, x, t = adam_experiment(__doc__.split("\n\n")[0], _run)
     shipped = None
     for eps_rel in (None, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1):

@@ -28,6 +28,7 @@ from robustness import adam_experiment  # research/, the script's own folder
 from torch import Tensor
 
 from captum_gfi import guided_feature_inversion as G
+from captum_gfi._malloc import keep_freed_memory
 
 _shipped_run = G._ProjectedAdam.run
 #: per call: the weights at every step and the gradients of every step
@@ -61,6 +62,7 @@ def _traced_run(
 
 
 def main() -> int:
+    keep_freed_memory()  # as the captum-gfi commands do: no page faults on every step
     gfi, _test, x, t = adam_experiment(__doc__.split("\n\n")[0], _traced_run)
 
     def traced(inputs: Tensor, target: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor | None]]]:

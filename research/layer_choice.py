@@ -15,6 +15,7 @@ import time
 import torch
 
 from captum_gfi import GuidedFeatureInversion
+from captum_gfi._malloc import keep_freed_memory
 from captum_gfi.demo.models import load_efficientnet_lite0
 from captum_gfi.demo.samples import image_to_tensor, load_sample
 
@@ -29,6 +30,7 @@ def grid_input() -> torch.Tensor:
 
 
 def main() -> None:
+    keep_freed_memory()  # as the captum-gfi commands do: no page faults on every step
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from captum_gfi._malloc import keep_freed_memory
 from captum_gfi.evaluate import load_model_spec
 from captum_gfi.evaluation.cases import case_photo
 from captum_gfi.evaluation.stats import paired_difference
@@ -58,6 +59,7 @@ class BothWeightings(nn.Module):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_freed_memory()  # as the captum-gfi commands do: no page faults on every step
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("run", type=Path, help="an evaluate --out folder holding cases.pt")
     p.add_argument("--model", default="efficientnet-lite0")

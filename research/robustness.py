@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from captum_gfi import GuidedFeatureInversion
+from captum_gfi._malloc import keep_freed_memory
 from captum_gfi.demo.models import Normalize, load_model
 from captum_gfi.evaluation.benchmark_data import build_cases
 from captum_gfi.evaluation.captum_metrics import sensitivity_score
@@ -83,6 +84,7 @@ def adam_experiment(
 
 
 def main() -> int:
+    keep_freed_memory()  # as the captum-gfi commands do: no page faults on every step
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="efficientnet-lite0")
     parser.add_argument("--cases", type=int, default=8)

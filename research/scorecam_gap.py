@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_gfi import GuidedFeatureInversion
+from captum_gfi._malloc import keep_freed_memory
 from captum_gfi.evaluate import load_model_spec
 from captum_gfi.evaluation.benchmark_metrics import energy_share, pointing_hits, topk_precision
 from captum_gfi.evaluation.cases import case_photo
@@ -138,6 +139,7 @@ def maps_of(name: str, spec: Any, cases: Sequence[Any], cache: Path, batch: int)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_freed_memory()  # as the captum-gfi commands do: no page faults on every step
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("run", type=Path, help="an evaluate --out folder holding cases.pt")
     p.add_argument("--model", default="efficientnet-lite0")

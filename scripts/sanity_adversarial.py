@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from captum_gfi._malloc import keep_freed_memory
 from captum_gfi.demo.models import load_model
 from captum_gfi.evaluation.adversarial import fgsm_protocol
 from captum_gfi.evaluation.benchmark_data import case_from_record
@@ -57,6 +58,7 @@ def pick_cases(run: Path, n: int) -> list[Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()  # as the captum-gfi commands do: no page faults on every step
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a committed benchmark run folder")
     parser.add_argument("--model", default="efficientnet-lite0")
