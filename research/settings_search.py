@@ -112,6 +112,14 @@ CANDIDATES: dict[str, GFISettings] = {
     "c10_beta16_lr2e-2": _c(10, 16.0, lr=2e-2),
     "c10_beta64": _c(10, 64.0),
     "c10_beta96": _c(10, 96.0),
+    # 2026-12-07, whether a larger step lets a larger area prior sharpen the mask further
+    "c10_beta48_lr2e-2": _c(10, 48.0, lr=2e-2),
+    "c10_beta48_lr4e-2": _c(10, 48.0, lr=4e-2),
+    "c10_beta96_lr2e-2": _c(10, 96.0, lr=2e-2),
+    "c10_beta96_lr4e-2": _c(10, 96.0, lr=4e-2),
+    "c10_beta192": _c(10, 192.0),
+    "c10_beta192_lr2e-2": _c(10, 192.0, lr=2e-2),
+    "c10_beta192_lr4e-2": _c(10, 192.0, lr=4e-2),
 }
 
 #: candidates of the search that no GFISettings expresses, and why
