@@ -45,6 +45,34 @@ def test_every_candidate_is_a_registered_setting() -> None:
             SETTINGS.pop(name, None)
 
 
+def test_the_documented_larger_step_override_is_the_measured_candidate() -> None:
+    """research_settings.md measured ``research:c10_beta48_lr4e-2`` and documents it as
+    ``attribute(..., setting="refined", lr=4e-2)``: the two give the same maps."""
+    import torch
+
+    from captum_gfi import GuidedFeatureInversion
+    from captum_gfi.demo.toy import toy_convnet
+
+    search = _search()
+    assert search.CANDIDATES["c10_beta48_lr4e-2"] == dataclasses.replace(
+        SETTINGS["refined"], lr=4e-2
+    )
+    names = search.register_candidates()
+    try:
+        torch.manual_seed(0)
+        model = toy_convnet().eval()
+        x = torch.rand(2, 3, 32, 32)
+        gfi = GuidedFeatureInversion(model, model.conv1)
+        override = gfi.attribute(x, target=1, setting="refined", lr=4e-2)
+        measured = gfi.attribute(x, target=1, setting="research:c10_beta48_lr4e-2")
+        default = gfi.attribute(x, target=1, setting="refined")
+    finally:
+        for name in names:
+            SETTINGS.pop(name, None)
+    torch.testing.assert_close(override, measured, rtol=0, atol=0)
+    assert not torch.allclose(override, default)
+
+
 def test_the_docs_tables_regenerate_from_the_committed_stores() -> None:
     search = _search()
     rows: set[str] = set()
