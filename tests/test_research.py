@@ -8,8 +8,11 @@ import importlib.util
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from captum_gfi.settings import SETTINGS, get_setting
 
@@ -26,26 +29,37 @@ def _search() -> ModuleType:
     return module
 
 
-def test_every_candidate_is_a_registered_setting() -> None:
+@pytest.fixture
+def registered() -> Iterator[tuple[ModuleType, list[str]]]:
+    """The search module with its candidates registered, and their names; unregistered after."""
     search = _search()
     names = search.register_candidates()
     try:
-        assert names == [search.PREFIX + n for n in search.CANDIDATES] + list(search.RUN_NAMES)
-        for name in names[: len(search.CANDIDATES)]:
-            assert get_setting(name) == search.CANDIDATES[name[len(search.PREFIX) :]]
-        # the names of the committed runs: refined before its last two changes
-        assert get_setting("refined_beta6") == dataclasses.replace(SETTINGS["refined"], delta=6.0)
-        assert get_setting("refined_beta4") == dataclasses.replace(SETTINGS["refined"], delta=4.0)
-        # the shipped settings are the search's winners, field for field
-        assert search.CANDIDATES["c10_beta48"] == SETTINGS["refined"]
-        assert search.CANDIDATES["paper"] == SETTINGS["paper"]
-        assert set(search.CANDIDATES).isdisjoint(search.NOT_SETTINGS)
+        yield search, names
     finally:
         for name in names:
             SETTINGS.pop(name, None)
 
 
-def test_the_documented_larger_step_override_is_the_measured_candidate() -> None:
+def test_every_candidate_is_a_registered_setting(
+    registered: tuple[ModuleType, list[str]],
+) -> None:
+    search, names = registered
+    assert names == [search.PREFIX + n for n in search.CANDIDATES] + list(search.RUN_NAMES)
+    for name in names[: len(search.CANDIDATES)]:
+        assert get_setting(name) == search.CANDIDATES[name[len(search.PREFIX) :]]
+    # the names of the committed runs: refined before its last two changes
+    assert get_setting("refined_beta6") == dataclasses.replace(SETTINGS["refined"], delta=6.0)
+    assert get_setting("refined_beta4") == dataclasses.replace(SETTINGS["refined"], delta=4.0)
+    # the shipped settings are the search's winners, field for field
+    assert search.CANDIDATES["c10_beta48"] == SETTINGS["refined"]
+    assert search.CANDIDATES["paper"] == SETTINGS["paper"]
+    assert set(search.CANDIDATES).isdisjoint(search.NOT_SETTINGS)
+
+
+def test_the_documented_larger_step_override_is_the_measured_candidate(
+    registered: tuple[ModuleType, list[str]],
+) -> None:
     """research_settings.md measured ``research:c10_beta48_lr4e-2`` and documents it as
     ``attribute(..., setting="refined", lr=4e-2)``: the two give the same maps."""
     import torch
@@ -53,22 +67,17 @@ def test_the_documented_larger_step_override_is_the_measured_candidate() -> None
     from captum_gfi import GuidedFeatureInversion
     from captum_gfi.demo.toy import toy_convnet
 
-    search = _search()
+    search, _ = registered
     assert search.CANDIDATES["c10_beta48_lr4e-2"] == dataclasses.replace(
         SETTINGS["refined"], lr=4e-2
     )
-    names = search.register_candidates()
-    try:
-        torch.manual_seed(0)
-        model = toy_convnet().eval()
-        x = torch.rand(2, 3, 32, 32)
-        gfi = GuidedFeatureInversion(model, model.conv1)
-        override = gfi.attribute(x, target=1, setting="refined", lr=4e-2)
-        measured = gfi.attribute(x, target=1, setting="research:c10_beta48_lr4e-2")
-        default = gfi.attribute(x, target=1, setting="refined")
-    finally:
-        for name in names:
-            SETTINGS.pop(name, None)
+    torch.manual_seed(0)
+    model = toy_convnet().eval()
+    x = torch.rand(2, 3, 32, 32)
+    gfi = GuidedFeatureInversion(model, model.conv1)
+    override = gfi.attribute(x, target=1, setting="refined", lr=4e-2)
+    measured = gfi.attribute(x, target=1, setting="research:c10_beta48_lr4e-2")
+    default = gfi.attribute(x, target=1, setting="refined")
     torch.testing.assert_close(override, measured, rtol=0, atol=0)
     assert not torch.allclose(override, default)
 
