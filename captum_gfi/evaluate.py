@@ -22,7 +22,8 @@ __all__ = ["HELP", "add_arguments", "load_model_spec", "run"]
 HELP = """Evaluate attribution methods (GFI and Captum baselines) on localisation benchmarks.
 
 Records are appended to OUT/shards as they are computed: rerunning the same command resumes
-an interrupted run, and adding methods reuses the records already there. OUT/config.json
+an interrupted run, and adding methods reuses the records already there (the report then
+covers every method in OUT; --report-only --methods M reports M alone). OUT/config.json
 stores every option that changes a record; resuming with another value is refused, naming
 the option. One process writes to OUT at a time (a second one is refused).
 

@@ -238,6 +238,10 @@ def test_evaluate_command_line_end_to_end_with_a_tiny_net(
     assert json.loads((out / "config.json").read_text())["methods"] == [
         "gradcam", "center", "saliency"]  # fmt: skip
     assert json.loads((out / "build_stats.json").read_text()) == {"kept": 5, "tried": 7}
+    # the report covers every method of the folder, not only the one just added
+    assert json.loads((out / "summary.json").read_text())["methods"] == [
+        "gradcam", "center", "saliency"]  # fmt: skip
+    assert "| gradcam |" in (out / "summary.md").read_text()
 
 
 def test_resuming_into_another_runs_folder_is_refused(tmp_path: Path) -> None:

@@ -84,6 +84,18 @@ def test_resume_reuses_records_and_survives_torn_line(folder: Path, tmp_path: Pa
     assert _records(out) == recs and shard.read_text().splitlines() == lines
 
 
+def test_adding_a_method_reports_every_method_of_the_folder(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    base = ARGS + ["--root", str(folder), "--protocols", "pointing", "--out", str(out)]
+    assert main(base + ["--methods", "saliency"]) == 0
+    assert main(base + ["--methods", "gradcam"]) == 0  # added to the folder
+    assert {r["method"] for r in _records(out)} == {"saliency", "gradcam"}
+    assert set(json.loads((out / "summary.json").read_text())) == {"saliency", "gradcam"}
+    # --report-only with --methods: the methods asked for, alone
+    assert main(base + ["--methods", "gradcam", "--report-only"]) == 0
+    assert {r["method"] for r in _records(out)} == {"gradcam"}
+
+
 def test_bad_arguments(folder: Path, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     evaluate.add_arguments(parser)

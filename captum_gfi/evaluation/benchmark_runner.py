@@ -661,7 +661,10 @@ def run_benchmark(options: EvaluateOptions, load_model: ModelLoader) -> int:
                       progress=not options.no_progress)  # fmt: skip
         D.barrier(info)
         if info.is_main:
-            write_benchmark_report(out, methods=methods if options.methods else None)
+            # a run reports every method of the folder (its config's, added ones included);
+            # --report-only with --methods reports those alone
+            chosen = options.methods and options.report_only
+            write_benchmark_report(out, methods=methods if chosen else None)
             print((out / "summary.md").read_text())
         D.barrier(info)
     finally:

@@ -383,7 +383,9 @@ def run_datasets(options: EvaluateOptions, load_model: ModelLoader) -> int:
         D.barrier(info)
         if info.is_main:
             stored = read_records(out)
-            records = _ordered(stored, units, methods)
+            # every method of the folder (methods added to it too); --report-only: those asked
+            reported = methods if options.report_only else config["methods"]
+            records = _ordered(stored, units, reported)
             evaluated = {r["item"] for r in records}
             gone = {r["item"]: r.get("reason", "") for r in stored.values()
                     if r.get("record") == "skipped" and r["item"] not in evaluated}  # fmt: skip
