@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -291,6 +292,8 @@ class Explanation:
         peer_configurations (dict[str, str]): For a peer run with fewer iterations or
                     masks than its authors' (``"100 iterations"``), that change; the peers
                     at their authors' settings are not in it.
+        lr (float or None): GFI's learning rate where one was given for every setting,
+                    else None (each setting's own).
     """
 
     image: Tensor
@@ -306,6 +309,7 @@ class Explanation:
     seconds: dict[str, float]
     peer_maps: dict[str, Tensor] = field(default_factory=dict)
     peer_configurations: dict[str, str] = field(default_factory=dict)
+    lr: float | None = None
 
     @property
     def top1(self) -> int:
@@ -346,6 +350,7 @@ def compute_explanation(
     peers: Sequence[str] = (),
     extremal_iterations: int | None = None,
     rise_masks: int | None = None,
+    lr: float | None = None,
 ) -> Explanation:
     r"""
     Runs GFI (its class-agnostic stage 1 alone, then both stages for every setting and
@@ -377,6 +382,10 @@ def compute_explanation(
                     Default: None (800)
         rise_masks (int, optional): ``rise``'s masks instead of TorchRay's 8000
                     (``make_method``'s ``peer_options``). Default: None (8000)
+        lr (float, optional): Adam's learning rate of both GFI stages, for every setting
+                    (:meth:`GuidedFeatureInversion.attribute`'s ``lr``); the GFI titles
+                    name it. ``settings=("refined",), lr=4e-2`` is the larger step of
+                    docs/results.md. Default: None (each setting's; 1e-2 for all)
 
     Returns:
         Explanation: The maps and the prediction.
@@ -389,6 +398,7 @@ def compute_explanation(
     from tqdm import tqdm
 
     from captum_gfi import GuidedFeatureInversion
+    from captum_gfi._validation import check_lr
     from captum_gfi.demo.toy import TinyConvNet, toy_layers
     from captum_gfi.evaluation.methods import make_method
     from captum_gfi.evaluation.peers import EXTREMAL_ITERATIONS, PEERS, RISE_MASKS
@@ -425,6 +435,8 @@ def compute_explanation(
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
             raise ValueError(f"{option} must be a positive int or None, got {value!r}")
+    if lr is not None:
+        check_lr(lr)
     probabilities = bundle.predict(image)[0]
     n_classes = probabilities.numel()
     if target is None:
@@ -482,7 +494,7 @@ def compute_explanation(
             start = time.perf_counter()
             inversion_mask = gfi.attribute(
                 image, stage="inversion", setting=stage1, inversion_steps=inversion_steps,
-                show_progress=show_progress,
+                lr=lr, show_progress=show_progress,
             ).detach()  # fmt: skip
             seconds["gfi_stage1"] = time.perf_counter() - start
             bar.update()
@@ -493,7 +505,7 @@ def compute_explanation(
             # both stages in one call: a setting may carry Adam's state across them
             gfi_maps[name] = gfi.attribute(
                 batch, target=targets, setting=name, inversion_steps=inversion_steps,
-                target_steps=target_steps, show_progress=show_progress,
+                target_steps=target_steps, lr=lr, show_progress=show_progress,
             ).detach()  # fmt: skip
             seconds[f"gfi:{name}"] = time.perf_counter() - start
             bar.update()
@@ -534,6 +546,7 @@ def compute_explanation(
         seconds=seconds,
         peer_maps=peer_maps,
         peer_configurations=peer_configurations,
+        lr=None if lr is None else float(lr),
     )
 
 
@@ -551,9 +564,11 @@ def explanation_panels(explanation: Explanation) -> list[list[Panel | None]]:
         from captum_gfi.evaluation.peers import library
 
     e = explanation
+    lr = "" if e.lr is None else f"lr {e.lr:g}"  # an lr given for every setting
     lead: list[Panel] = [Panel(f"input ({e.model_name})\npredicted: {e.label(e.top1)}")]
     if e.inversion_mask is not None:
-        title = f"GFI stage 1 ({e.inversion_setting})\nclass-agnostic"
+        setting = ", ".join(filter(None, (e.inversion_setting, lr)))
+        title = f"GFI stage 1 ({setting})\nclass-agnostic"
         lead.append(Panel(title, e.inversion_mask, outlier_perc=0))
     rows: list[list[Panel | None]] = []
     for k, target in enumerate(e.targets):
@@ -564,7 +579,7 @@ def explanation_panels(explanation: Explanation) -> list[list[Panel | None]]:
         else:  # one column: the input above the stage-1 mask
             row.append(lead[k] if k < len(lead) else None)
         row += [
-            Panel(f"GFI {name}\n{explained}", maps[k], outlier_perc=0)
+            Panel(f"GFI {name}{f' ({lr})' if lr else ''}\n{explained}", maps[k], outlier_perc=0)
             for name, maps in e.gfi_maps.items()
         ]
         row.append(Panel(f"LayerGradCam\n{explained}", e.grad_cam[k], outlier_perc=0))
@@ -700,6 +715,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"GFI stage-2 steps, for every setting (default: the setting's; paper {TARGET_STEPS})",
     )
     advanced.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        metavar="LR",
+        help="GFI's Adam learning rate, both stages, for every setting (default: the "
+        "setting's, 1e-2; --setting refined --lr 4e-2 is the larger step of docs/results.md, "
+        "named in the titles)",
+    )
+    advanced.add_argument(
         "--ig-steps",
         type=int,
         default=IG_STEPS,
@@ -767,6 +791,8 @@ def run(args: argparse.Namespace) -> int:
     peers = parse_peer_names(args.peers)  # so does a peer unknown or not installed
     check_peer_options(peers, args.extremal_iterations, args.rise_masks)
     check_output_options(args.out, args.dpi)
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be positive and finite (e.g. 4e-2), got {args.lr!r}")
     given: set[str] = getattr(args, "given_steps", set())
     from captum_gfi.demo.models import DEFAULT_MODEL, load_model
     from captum_gfi.demo.samples import image_to_tensor, load_image
@@ -797,6 +823,7 @@ def run(args: argparse.Namespace) -> int:
         peers=peers,
         extremal_iterations=args.extremal_iterations,
         rise_masks=args.rise_masks,
+        lr=args.lr,
     )
     try:
         path = render_explanation(explanation, out, dpi=args.dpi)

@@ -496,3 +496,30 @@ def test_sample_cat_coffee_is_a_cat_next_to_an_espresso() -> None:
     for box, expected in (((0, 0, 224, 448), 285), ((224, 0, 448, 448), 967)):
         half = image_to_tensor(image.crop(box), bundle.input_size)
         assert int(bundle.predict(half)[0].argmax()) == expected
+
+
+def test_lr_is_applied_to_every_setting_and_named_in_the_titles() -> None:
+    from captum_gfi import GuidedFeatureInversion
+    from captum_gfi.presets import resolve_layers
+
+    bundle = load_model()
+    image = image_to_tensor(load_sample("cat"), bundle.input_size)
+    e = compute_explanation(bundle, image, target=285, settings=("refined",), lr=4e-2)
+    # the documented larger step: the same maps as attribute(setting="refined", lr=4e-2)
+    preset = resolve_layers(bundle.model)
+    gfi = GuidedFeatureInversion(bundle.classifier, preset.layer, preset.inversion_layer)
+    want = gfi.attribute(image, target=[285], setting="refined", lr=4e-2)
+    assert torch.equal(e.gfi_maps["refined"], want.detach())
+    default = gfi.attribute(image, target=[285], setting="refined")
+    assert not torch.allclose(want, default, atol=1e-3)  # the step changes the map
+    assert e.lr == 0.04
+    (row,) = explanation_panels(e)
+    assert [p.title.split("\n")[0] for p in row if p is not None][1] == "GFI refined (lr 0.04)"
+    with pytest.raises(ValueError, match="lr must be positive and finite"):
+        compute_explanation(bundle, image, lr=0.0)
+
+
+def test_cli_lr_is_checked_before_the_model_loads(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "sample:cat", "--lr", "-1", *FAST]) == 2
+    assert "--lr must be positive and finite" in capsys.readouterr().err
+    assert build_parser().parse_args(["explain", "sample:cat"]).lr is None
