@@ -519,7 +519,7 @@ def test_lr_is_applied_to_every_setting_and_named_in_the_titles() -> None:
         compute_explanation(bundle, image, lr=0.0)
 
 
-def test_cli_lr_is_checked_before_the_model_loads(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_a_bad_lr_with_its_option_named(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "sample:cat", "--lr", "-1", *FAST]) == 2
     assert "--lr must be positive and finite" in capsys.readouterr().err
     assert build_parser().parse_args(["explain", "sample:cat"]).lr is None
