@@ -13,7 +13,7 @@ python scripts/comparison_table.py \
   $B/efficientnet-lite0/composites-large-extremal $B/efficientnet-lite0/composites-large-rise \
   $B/efficientnet-lite1/composites-large $B/efficientnet-lite1/composites-large-extremal \
   $B/efficientnet-lite1/composites-large-rise \
-  $B/efficientnet-lite0/grids-large \
+  $B/efficientnet-lite0/grids-large $B/efficientnet-lite0/grids-large-extremal \
   $B/efficientnet-lite1/grids-large \
   --time cpu_seconds --reference '`refined`' --min-cases 16 \
   --methods gfi:research:c10_beta48,gfi:refined,gfi,gradcam,pgc_gradcam,gradcam++,scorecam,layercam,xgradcam,extremal_perturbation,rise,ig,occlusion,saliency,center \
