@@ -131,11 +131,11 @@ def check_nonnegative(name: str, value: Any, zero_means: str) -> None:
         )
 
 
-def check_lr(lr: Any) -> None:
-    """Adam's learning rate: a finite number > 0."""
-    x = _real("lr", lr)
+def check_lr(lr: Any, name: str = "lr") -> None:
+    """Adam's learning rate: a finite number > 0; ``name`` is how the caller spells it."""
+    x = _real(name, lr)
     if not (math.isfinite(x) and x > 0):
-        raise ValueError(f"lr must be positive and finite (lr > 0), got {lr!r}")
+        raise ValueError(f"{name} must be positive and finite ({name} > 0), got {lr!r}")
 
 
 def check_lr_for_dtype(lr: float, dtype: torch.dtype) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -791,8 +790,10 @@ def run(args: argparse.Namespace) -> int:
     peers = parse_peer_names(args.peers)  # so does a peer unknown or not installed
     check_peer_options(peers, args.extremal_iterations, args.rise_masks)
     check_output_options(args.out, args.dpi)
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise ValueError(f"--lr must be positive and finite (e.g. 4e-2), got {args.lr!r}")
+    if args.lr is not None:  # before the model loads
+        from captum_gfi._validation import check_lr
+
+        check_lr(args.lr, "--lr")
     given: set[str] = getattr(args, "given_steps", set())
     from captum_gfi.demo.models import DEFAULT_MODEL, load_model
     from captum_gfi.demo.samples import image_to_tensor, load_image
